@@ -1,0 +1,39 @@
+/**
+ * Checks for command-line values, run before any socket is made. Each throws a LabError
+ * with a one-line message that names the flag, what was given, and what is expected.
+ */
+import { usageError } from '../errors.js';
+
+const HIGHEST_PORT = 65535;
+
+/**
+ * A TCP port: a decimal integer from 0 to 65535 (0 lets the kernel choose an ephemeral port).
+ * Strict on purpose: Node would read `0x51` as 81, and `listen('abc')` silently creates a
+ * UNIX-domain socket file named abc instead of failing.
+ */
+export function parsePort(value: unknown): number {
+  const text = String(value);
+  if (!/^\d{1,5}$/.test(text) || Number(text) > HIGHEST_PORT) {
+    throw usageError('ERR_INVALID_PORT', `invalid port ${JSON.stringify(text)}: give a whole number from 0 to ${HIGHEST_PORT} (0 picks a free port)`);
+  }
+  return Number(text);
+}
+
+/** A duration given in seconds (fractions allowed), returned in milliseconds. */
+export function secondsOption(flag: string): (value: unknown) => number {
+  return (value) => {
+    const text = String(value).trim();
+    const seconds = text === '' ? NaN : Number(text);
+    if (!Number.isFinite(seconds) || seconds < 0) {
+      throw usageError('ERR_INVALID_DURATION', `invalid --${flag} ${JSON.stringify(String(value))}: give a number of seconds, 0 or more`);
+    }
+    return Math.round(seconds * 1000);
+  };
+}
+
+/** `--close fin|rst`, and yargs turns `--no-close` into `close: false`. */
+export function parseCloseMode(value: unknown): 'fin' | 'rst' | 'never' {
+  if (value === false) return 'never';
+  if (value === 'fin' || value === 'rst') return value;
+  throw usageError('ERR_INVALID_CLOSE', `invalid --close ${JSON.stringify(String(value))}: give fin (orderly close) or rst (abortive close), or use --no-close`);
+}

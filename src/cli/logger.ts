@@ -1,0 +1,24 @@
+/**
+ * pino, set up for the two audiences of a log: JSON lines for programs (tests, jq, labs),
+ * and one readable line per event for a person at a terminal.
+ */
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Pretty on a terminal, JSON when stdout is a pipe or a file. */
+export const defaultLogFormat = (): LogFormat => (process.stdout.isTTY ? 'pretty' : 'json');
+
+export function createLogger(format: LogFormat, level: LogLevel): Logger {
+  if (format === 'pretty') {
+    // The message says it all for a person; the structured fields stay in the JSON format.
+    const stream = pretty({ sync: true, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', hideObject: true });
+    return pino({ level, base: undefined }, stream);
+  }
+  // Synchronous writes: every line is out before the process exits, even on a signal.
+  return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+}

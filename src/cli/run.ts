@@ -1,0 +1,36 @@
+/**
+ * Runs a command-line program and turns its failures into exit statuses.
+ * A LabError is the user's to fix: one line on stderr, no stack trace, its sysexits code.
+ * Anything else is a bug in lab-server and says so.
+ */
+import { ExitCode, LabError, usageError } from '../errors.js';
+
+export async function runCli(program: string, main: () => Promise<number | void>): Promise<void> {
+  try {
+    const status = await main();
+    if (typeof status === 'number') process.exitCode = status;
+  } catch (error) {
+    if (error instanceof LabError) {
+      process.stderr.write(`${program}: ${error.message}\n`);
+      process.exitCode = error.exitCode;
+    } else {
+      const detail = error instanceof Error ? error.stack ?? error.message : String(error);
+      process.stderr.write(`${program}: internal error (please report it): ${detail}\n`);
+      process.exitCode = ExitCode.software;
+    }
+  }
+}
+
+/**
+ * yargs' `.fail()` handler: every parsing mistake becomes a one-line usage error.
+ * yargs reports some mistakes on several lines, and it rewraps errors thrown by `coerce`
+ * as a YError that keeps only the message.
+ */
+export function usageFailure(program: string) {
+  return (message: string | undefined, error: Error | undefined): never => {
+    if (error !== undefined && error.name !== 'YError') throw error;
+    const text = (error?.message ?? message ?? 'invalid usage').replace(/\s*\n\s*/g, ' ').trim();
+    const hint = error === undefined ? ` (see ${program} --help)` : '';
+    throw usageError('ERR_USAGE', `${text}${hint}`);
+  };
+}

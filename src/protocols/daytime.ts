@@ -1,0 +1,30 @@
+/**
+ * RFC 867 Daytime: on connect, send the date and time as a line of text, then close.
+ *
+ * What it teaches: the active close. The server closes first, so the server's end of the
+ * socket pair goes FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT and stays there for 2×MSL
+ * (60 s on Linux), while the client's end just closes. `lab-server states` shows it.
+ */
+import { formatAsctime } from '../asctime.js';
+import { defineProtocol } from '../protocol.js';
+
+export const daytime = defineProtocol({
+  name: 'daytime',
+  rfc: 867,
+  summary: 'writes the date and time as one line, then closes first (active close)',
+  defaultPort: 13,
+  closesFirst: true,
+  options: {
+    utc: { type: 'boolean', default: false, describe: 'Send UTC instead of local time (local time follows TZ)' },
+    crlf: { type: 'boolean', default: false, describe: 'End the line with CRLF, as BSD inetd does, instead of LF' },
+  },
+  createHandler: ({ utc, crlf }, { now }) => (conn) => {
+    // RFC 867: "any data received is thrown away". Reading it matters: closing a socket
+    // with unread data in its receive buffer makes the kernel send RST instead of FIN.
+    conn.socket.resume();
+    const line = formatAsctime(now(), { utc });
+    conn.socket.write(line + (crlf ? '\r\n' : '\n'));
+    conn.log.info({ event: 'sent', text: line }, `sent: ${line}`);
+    conn.close();
+  },
+});

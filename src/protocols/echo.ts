@@ -1,0 +1,60 @@
+/**
+ * RFC 862 Echo: "any data received is sent back". Port 7 in the RFC; we default to the
+ * tutorial's 5000, which needs no root.
+ *
+ * What it teaches:
+ * - TCP carries a byte stream, not messages: a 'data' chunk is whatever the kernel had ready,
+ *   so lines are split and joined freely. We send back bytes, not lines.
+ * - Flow control (backpressure): when the client stops reading, its receive window and our
+ *   send buffer fill, write() starts returning false, and we stop reading until 'drain'.
+ *   The client's own writes then block. Memory stays bounded for everyone.
+ * - The passive close: the server never closes first. When the client sends FIN (we read EOF),
+ *   we finish sending and close our side: the client, which closed first, gets TIME_WAIT.
+ */
+import { LinePreview, type LoggedLine } from '../log-safety.js';
+import { defineProtocol } from '../protocol.js';
+import { RateLimiter } from '../rate-limit.js';
+
+/** How much of each received line the log shows; the rest is counted, not kept. */
+const MESSAGE_PREVIEW_BYTES = 80;
+/** Log at most this many messages per connection per second (after a burst): a flood must not make logging the bottleneck. */
+const MESSAGE_LOGS_PER_SECOND = 20;
+const MESSAGE_LOG_BURST = 40;
+
+export const echo = defineProtocol({
+  name: 'echo',
+  rfc: 862,
+  summary: 'sends back every byte it receives; closes only after the client does',
+  defaultPort: 5000,
+  closesFirst: false,
+  options: {},
+  createHandler: () => (conn) => {
+    const { socket } = conn;
+    const logsMessages = conn.log.isLevelEnabled('info');
+    const lines = new LinePreview(MESSAGE_PREVIEW_BYTES);
+    const messageLogBudget = new RateLimiter(MESSAGE_LOGS_PER_SECOND, MESSAGE_LOG_BURST);
+
+    // Like the tutorial's Perl server, which prints "message: ..." for each line it reads.
+    const logMessage = ({ text, length, truncated }: LoggedLine): void => {
+      const skipped = messageLogBudget.take();
+      if (skipped === undefined) return;
+      conn.log.info(
+        { event: 'message', text, length, truncated, ...(skipped > 0 && { skipped }) },
+        `message: ${text}${truncated ? ` … (${length} bytes)` : ''}${skipped > 0 ? ` (${skipped} earlier messages not logged)` : ''}`,
+      );
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      if (logsMessages) lines.push(chunk, logMessage);
+      // write() queues the chunk either way; false means the queue is past its high-water mark.
+      if (!socket.write(chunk)) socket.pause();
+    });
+    socket.on('drain', () => socket.resume());
+
+    // The client's FIN. end() sends ours after everything still queued: the passive close.
+    socket.on('end', () => {
+      if (logsMessages) lines.flush(logMessage);
+      socket.end();
+    });
+  },
+});

@@ -1,0 +1,240 @@
+/**
+ * The listener framework: bind, listen, accept, track each connection's lifecycle, and shut
+ * down gracefully. It serves any protocol plugin (src/protocols/) and holds no protocol logic.
+ *
+ * The system calls underneath, as in the textbook's C and Perl servers:
+ *   socket() + setsockopt(SO_REUSEADDR) + bind() + listen()   → net.Server#listen (Node sets
+ *                                                              SO_REUSEADDR on every TCP listener)
+ *   accept() in a loop, one new socket per client            → the 'connection' event
+ */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { lookupService } from 'node:dns/promises';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { Connection, ORDERLY_CLOSE, type ClosePolicy, type ConnectionState } from './connection.js';
+import { formatListeningEndpoint, type Endpoint } from './endpoint.js';
+import { ExitCode, LabError } from './errors.js';
+import type { ConnectionHandler, Protocol } from './protocol.js';
+
+export interface ServerOptions {
+  protocol: Protocol;
+  /** The protocol's own option values (see Protocol#options). */
+  settings?: Readonly<Record<string, unknown>>;
+  /** Local address to bind. Default: `::` (IPv6 and IPv4), or `0.0.0.0` where IPv6 is unavailable. */
+  host?: string;
+  /** 0 asks the kernel for an ephemeral port; `address()` tells which one it chose. */
+  port: number;
+  logger: Logger;
+  /** The clock protocols read. Injected so tests can fix the time. */
+  now?: () => Date;
+  /** Look up each client's host name (getnameinfo(3), like the tutorial's gethostbyaddr). */
+  resolvePeerNames?: boolean;
+  /** Close connections that stay silent this long (ms); 0 disables the timer. */
+  idleTimeoutMs?: number;
+  /** How a protocol's active close is carried out. */
+  closePolicy?: ClosePolicy;
+}
+
+export interface ServerSummary {
+  protocol: string;
+  /** Connections accepted since the server started. */
+  connections: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Connections still open at the shutdown deadline, and so closed by force. */
+  forced: number;
+}
+
+export interface ServerEvents {
+  /** A connection moved through its lifecycle (see connection.ts). */
+  'connection-state': [conn: Connection, from: ConnectionState, to: ConnectionState];
+}
+
+/** The wildcard addresses tried, in order, when no host is given. */
+const DUAL_STACK_WILDCARD = '::';
+const IPV4_WILDCARD = '0.0.0.0';
+
+export class LabServer extends EventEmitter<ServerEvents> {
+  readonly protocol: Protocol;
+  /** Every connection whose descriptor is still open. */
+  readonly connections = new Set<Connection>();
+  private readonly listener: net.Server;
+  private readonly handler: ConnectionHandler;
+  private readonly log: Logger;
+  private nextConnectionId = 1;
+  private readonly totals = { connections: 0, bytesIn: 0, bytesOut: 0 };
+  private whenAllClosed?: () => void;
+
+  constructor(private readonly options: ServerOptions) {
+    super();
+    this.protocol = options.protocol;
+    this.log = options.logger;
+    const now = options.now ?? (() => new Date());
+    this.handler = options.protocol.createHandler(options.settings ?? {}, { now });
+    // allowHalfOpen: a client's FIN closes only its direction; the protocol decides when we
+    // close ours. (Node's default would answer every FIN with our own at once.)
+    this.listener = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+  }
+
+  /** Binds and listens. Resolves with the local address, rejects with a LabError. */
+  async listen(): Promise<Endpoint> {
+    const { host, port } = this.options;
+    try {
+      await this.bind(host ?? DUAL_STACK_WILDCARD, port);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const ipv6Unavailable = code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL';
+      if (host !== undefined || !ipv6Unavailable) throw describeListenError(error, host, port);
+      await this.bind(IPV4_WILDCARD, port).catch((e: unknown) => {
+        throw describeListenError(e, IPV4_WILDCARD, port);
+      });
+    }
+    // After listen succeeds, errors come from accept(2), e.g. EMFILE when out of descriptors.
+    // They concern one would-be connection; the listener keeps going.
+    this.listener.on('error', (error) => this.log.warn({ event: 'accept-error', err: error }, `accept failed: ${error.message}`));
+    const local = this.address();
+    this.log.info(
+      { event: 'listening', protocol: this.protocol.name, address: local.address, port: local.port, socket: formatListeningEndpoint(local) },
+      `${this.protocol.name} (RFC ${this.protocol.rfc}) listening on ${formatListeningEndpoint(local)}`,
+    );
+    return local;
+  }
+
+  address(): Endpoint {
+    const bound = this.listener.address();
+    if (bound === null || typeof bound === 'string') throw new Error('the server is not listening on a TCP port');
+    return { address: bound.address, port: bound.port };
+  }
+
+  /**
+   * A graceful stop in two speeds, like Go's http.Server: stop accepting at once, let open
+   * connections finish until `deadlineMs`, then close whatever is left.
+   */
+  async close(deadlineMs: number): Promise<ServerSummary> {
+    // Closing the listening socket: new SYNs to this port are now answered with RST.
+    this.listener.close();
+    const open = this.connections.size;
+    if (open > 0) {
+      this.log.info({ event: 'draining', open, deadlineMs }, `waiting up to ${deadlineMs} ms for ${open} open connection(s)`);
+      const allClosed = new Promise<void>((resolve) => (this.whenAllClosed = resolve));
+      let deadline: NodeJS.Timeout | undefined;
+      await Promise.race([allClosed, new Promise((resolve) => (deadline = setTimeout(resolve, deadlineMs)))]);
+      clearTimeout(deadline);
+    }
+    const forced = this.closeAll();
+    if (this.connections.size > 0) await new Promise<void>((resolve) => (this.whenAllClosed = resolve));
+    return { protocol: this.protocol.name, ...this.totals, forced };
+  }
+
+  /** Destroys every open connection now; returns how many there were. */
+  closeAll(): number {
+    const open = [...this.connections];
+    for (const conn of open) conn.destroy('shutdown');
+    return open.length;
+  }
+
+  private bind(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.listener.once('error', reject);
+      this.listener.listen({ host, port }, () => {
+        this.listener.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    const id = this.nextConnectionId++;
+    const conn = new Connection(id, socket, this.log.child({ conn: id }), this.options.closePolicy ?? ORDERLY_CLOSE, (c, from, to) =>
+      this.onStateChange(c, from, to),
+    );
+    this.connections.add(conn);
+    this.totals.connections += 1;
+    conn.log.info(
+      { event: 'accepted', local: conn.local, remote: conn.remote, pair: conn.socketPair },
+      `accepted connection #${id} ${conn.socketPair}`,
+    );
+    if (this.options.resolvePeerNames) this.resolvePeerName(conn);
+    this.watchIdleTime(conn);
+    conn.activate();
+    this.handler(conn);
+  }
+
+  private onStateChange(conn: Connection, from: ConnectionState, to: ConnectionState): void {
+    conn.log.debug({ event: 'state', from, to }, `connection #${conn.id}: ${from} → ${to}`);
+    if (to === 'closed') this.forget(conn);
+    this.emit('connection-state', conn, from, to);
+  }
+
+  private forget(conn: Connection): void {
+    const report = conn.report();
+    this.totals.bytesIn += report.bytesIn;
+    this.totals.bytesOut += report.bytesOut;
+    this.connections.delete(conn);
+    const why = report.reason === undefined || report.reason === 'protocol' ? '' : ` (${report.reason})`;
+    conn.log.info(
+      { event: 'closed', pair: conn.socketPair, ...report },
+      `closed connection #${conn.id}: ${report.closedBy} closed first with ${report.how.toUpperCase()}${why}; ` +
+        `${report.bytesIn} bytes in, ${report.bytesOut} out, ${report.durationMs} ms`,
+    );
+    if (this.connections.size === 0) this.whenAllClosed?.();
+  }
+
+  /** An inactivity timer, like SO_RCVTIMEO in Berkeley systems: it restarts on every byte. */
+  private watchIdleTime(conn: Connection): void {
+    const idleTimeoutMs = this.options.idleTimeoutMs ?? 0;
+    if (idleTimeoutMs <= 0) return;
+    conn.socket.setTimeout(idleTimeoutMs, () => {
+      conn.log.info({ event: 'idle-timeout', idleTimeoutMs }, `connection #${conn.id} idle for ${idleTimeoutMs} ms: closing it`);
+      conn.destroy('idle-timeout');
+    });
+  }
+
+  private resolvePeerName(conn: Connection): void {
+    lookupService(conn.remote.address, conn.remote.port).then(
+      ({ hostname }) => conn.log.info({ event: 'peer-name', host: hostname }, `connection #${conn.id} is from ${hostname}`),
+      (error: Error) => conn.log.debug({ event: 'peer-name-failed', err: error }, `no name for ${conn.remote.address}`),
+    );
+  }
+}
+
+export function createServer(options: ServerOptions): LabServer {
+  return new LabServer(options);
+}
+
+/** The lowest port an ordinary user may bind (Linux lets root lower it with a sysctl). */
+function unprivilegedPortStart(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) || 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+/** Turns a bind(2)/listen(2) failure into one line that says what to do. */
+function describeListenError(error: unknown, host: string | undefined, port: number): LabError | unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  const where = host === undefined ? `port ${port}` : `${host} port ${port}`;
+  switch (code) {
+    case 'EACCES':
+      return new LabError(
+        'ERR_PRIVILEGED_PORT',
+        `cannot listen on ${where}: ports below ${unprivilegedPortStart()} need root; try --port ${port + 1300}`,
+        ExitCode.noPermission,
+      );
+    case 'EADDRINUSE':
+      return new LabError(
+        'ERR_PORT_IN_USE',
+        `cannot listen on ${where}: the address is already in use by another socket; stop that server or pick another port (--port 0 lets the kernel choose)`,
+        ExitCode.unavailable,
+      );
+    case 'EADDRNOTAVAIL':
+      return new LabError('ERR_ADDRESS_NOT_AVAILABLE', `cannot listen on ${where}: ${host} is not an address of this machine; try --host 127.0.0.1`, ExitCode.unavailable);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new LabError('ERR_UNKNOWN_HOST', `cannot listen on ${where}: no such host; give an IP address such as 127.0.0.1 or ::1`, ExitCode.noHost);
+    default:
+      return error;
+  }
+}
