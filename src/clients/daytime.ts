@@ -1,0 +1,70 @@
+/**
+ * The daytime client (RFC 867), like the blog's daytime.c: connect, read one line, close.
+ * The server closes first, so by the time we close, our read has already seen EOF.
+ * `holdMs` and `close: false` reproduce the textbook's "client waits" and
+ * "client never closes" experiments.
+ */
+import type { Socket } from 'node:net';
+import type { Endpoint } from '../endpoint.js';
+import { ExitCode, LabError } from '../errors.js';
+import { connectToFirst, pause, type ConnectOptions } from './connect.js';
+
+export interface DaytimeClientOptions extends ConnectOptions {
+  /** Keep the socket open this long after reading, then close. */
+  holdMs: number;
+  /** false: never call close; the caller exits and the kernel closes the socket. */
+  close: boolean;
+  onConnected?: (local: Endpoint, remote: Endpoint) => void;
+  /** Called with the server's line as soon as it arrives (before any hold). */
+  onLine: (text: string) => void;
+}
+
+export interface DaytimeResult {
+  /** The socket, still open when `close` was false. */
+  socket: Socket;
+  /** True when the server's FIN had arrived before we closed: it closed first. */
+  serverClosedFirst: boolean;
+}
+
+export async function fetchDaytime(options: DaytimeClientOptions): Promise<DaytimeResult> {
+  const socket = await connectToFirst(options);
+  options.onConnected?.(
+    { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+    { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+  );
+  let serverClosedFirst = false;
+  socket.once('end', () => (serverClosedFirst = true));
+  options.onLine(await readLine(socket, options.timeoutMs));
+  if (options.holdMs > 0) await pause(options.holdMs);
+  if (options.close) {
+    // close(2): our FIN goes out (the server's already came), the descriptor is released.
+    await new Promise<void>((resolve) => socket.end(() => resolve()));
+    socket.destroy();
+  }
+  return { socket, serverClosedFirst };
+}
+
+/** Reads until the first newline or EOF: one line, as the classic client's read() loop. */
+function readLine(socket: Socket, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const finish = (): void => {
+      socket.setTimeout(0);
+      // Stop collecting; anything after the line is read and dropped, so the FIN is still seen.
+      socket.off('data', onData).off('end', finish).off('error', onError);
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text === '') reject(new LabError('ERR_NO_DATA', 'the server closed the connection without sending a line', ExitCode.unavailable));
+      else resolve(text);
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      if (chunk.includes(0x0a)) finish();
+    };
+    const onError = (error: Error): void => reject(new LabError('ERR_CONNECTION_LOST', `the connection failed: ${error.message}`, ExitCode.unavailable));
+    socket.on('data', onData).once('end', finish).once('error', onError);
+    socket.setTimeout(timeoutMs, () => {
+      socket.destroy();
+      reject(new LabError('ERR_TIMEOUT', `no line from the server within ${timeoutMs / 1000} s`, ExitCode.unavailable));
+    });
+  });
+}
