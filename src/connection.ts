@@ -99,6 +99,8 @@ export class Connection {
   /** Called by the framework when the protocol starts serving this connection. */
   activate(): void {
     this.setState('active');
+    // The listener accepts sockets paused; start reading now that someone will handle the bytes.
+    this.socket.resume();
   }
 
   /**

@@ -34,6 +34,12 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** How a protocol's active close is carried out. */
   closePolicy?: ClosePolicy;
+  /**
+   * Serve one connection at a time, like the tutorial's Perl loop (accept, serve, close,
+   * accept again). Later clients still connect, since the kernel completes the handshake
+   * and queues them (the listen backlog), but they get no service until their turn.
+   */
+  iterative?: boolean;
 }
 
 export interface ServerSummary {
@@ -65,6 +71,9 @@ export class LabServer extends EventEmitter<ServerEvents> {
   private nextConnectionId = 1;
   private readonly totals = { connections: 0, bytesIn: 0, bytesOut: 0 };
   private whenAllClosed?: () => void;
+  /** Iterative mode: the connection being served, and those accepted behind it. */
+  private serving?: Connection;
+  private readonly waiting: Connection[] = [];
 
   constructor(private readonly options: ServerOptions) {
     super();
@@ -74,7 +83,9 @@ export class LabServer extends EventEmitter<ServerEvents> {
     this.handler = options.protocol.createHandler(options.settings ?? {}, { now });
     // allowHalfOpen: a client's FIN closes only its direction; the protocol decides when we
     // close ours. (Node's default would answer every FIN with our own at once.)
-    this.listener = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    // pauseOnConnect: read nothing until the protocol starts serving; until then, the
+    // client's bytes wait in the kernel's receive buffer, as they would for a busy C server.
+    this.listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
   }
 
   /** Binds and listens. Resolves with the local address, rejects with a LabError. */
@@ -156,6 +167,16 @@ export class LabServer extends EventEmitter<ServerEvents> {
       `accepted connection #${id} ${conn.socketPair}`,
     );
     if (this.options.resolvePeerNames) this.resolvePeerName(conn);
+    if (this.options.iterative && this.serving !== undefined) {
+      this.waiting.push(conn);
+      conn.log.info({ event: 'queued', behind: this.serving.id }, `connection #${id} waits: the iterative server is busy with #${this.serving.id}`);
+      return;
+    }
+    this.serve(conn);
+  }
+
+  private serve(conn: Connection): void {
+    if (this.options.iterative) this.serving = conn;
     this.watchIdleTime(conn);
     conn.activate();
     this.handler(conn);
@@ -165,6 +186,11 @@ export class LabServer extends EventEmitter<ServerEvents> {
     conn.log.debug({ event: 'state', from, to }, `connection #${conn.id}: ${from} → ${to}`);
     if (to === 'closed') this.forget(conn);
     this.emit('connection-state', conn, from, to);
+    if (to === 'closed' && conn === this.serving) {
+      this.serving = undefined;
+      const next = this.waiting.shift();
+      if (next !== undefined) this.serve(next);
+    }
   }
 
   private forget(conn: Connection): void {
@@ -172,6 +198,8 @@ export class LabServer extends EventEmitter<ServerEvents> {
     this.totals.bytesIn += report.bytesIn;
     this.totals.bytesOut += report.bytesOut;
     this.connections.delete(conn);
+    const queuedAt = this.waiting.indexOf(conn);
+    if (queuedAt !== -1) this.waiting.splice(queuedAt, 1);
     const why = report.reason === undefined || report.reason === 'protocol' ? '' : ` (${report.reason})`;
     conn.log.info(
       { event: 'closed', pair: conn.socketPair, ...report },

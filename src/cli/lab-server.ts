@@ -36,6 +36,7 @@ function serverOptions(y: Argv, protocol: Protocol) {
       'log-format': { choices: LOG_FORMATS, default: defaultLogFormat(), defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
       'log-level': { choices: LOG_LEVELS, default: 'info' as const, describe: 'Least severe log level shown (debug shows each connection state change)' },
       resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
+      iterative: { type: 'boolean', default: false, describe: 'Serve one connection at a time, like the tutorial\'s Perl server; later clients connect but wait' },
       'idle-timeout': { type: 'string', default: '0', coerce: secondsOption('idle-timeout'), describe: 'Close a connection after this many seconds without data; 0 never does' },
       'shutdown-timeout': {
         type: 'string', default: DEFAULT_SHUTDOWN_SECONDS, coerce: secondsOption('shutdown-timeout'),
@@ -69,6 +70,7 @@ async function serve(protocol: Protocol, args: ServerArguments): Promise<void> {
     logger,
     resolvePeerNames: args.resolve,
     idleTimeoutMs: args.idleTimeout,
+    iterative: args.iterative,
     closePolicy: { mode: args.close ?? 'fin', delayMs: args.closeDelay ?? 0 },
   });
   await server.listen();

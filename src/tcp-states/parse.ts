@@ -1,0 +1,233 @@
+/**
+ * Parsing Linux's /proc/net/tcp and /proc/net/tcp6: the kernel's own table of TCP sockets.
+ *
+ * The application only sees "open" or "closed"; the kernel tracks the real TCP state machine
+ * (RFC 793 §3.2), including the states that outlive close(2): FIN_WAIT2 and TIME_WAIT.
+ * `netstat` and `ss` read these same files. A row looks like this (columns trimmed):
+ *
+ *       sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+ *       12: 0100007F:D73C 0100007F:B1E9 06 00000000:00000000 03:00001754 00000000     0        0 0
+ *
+ * This module is pure: text in, objects out. read.ts does the file I/O.
+ * The kernel writes the rows in net/ipv4/tcp_ipv4.c (get_tcp4_sock, get_timewait4_sock,
+ * get_openreq4) and net/ipv6/tcp_ipv6.c (get_tcp6_sock, ...).
+ */
+import { sameEndpoint, type Endpoint } from '../endpoint.js';
+
+// One notion of "an end of a connection" for the whole project: re-exported so that users of
+// the TCP-state reader can format and compare endpoints without a second import.
+export { type Endpoint, formatEndpoint, sameEndpoint, unmapIPv4 } from '../endpoint.js';
+
+/** Kernel state names in code order: ESTABLISHED is 0x01 ... NEW_SYN_RECV is 0x0C (include/net/tcp_states.h). */
+export const TCP_STATES = [
+  'ESTABLISHED',
+  'SYN_SENT',
+  'SYN_RECV',
+  'FIN_WAIT1',
+  'FIN_WAIT2',
+  'TIME_WAIT',
+  'CLOSE',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'LISTEN',
+  'CLOSING',
+  // A half-open connection waiting for the client's final ACK. The kernel prints these rows
+  // with code 0x03 (SYN_RECV), so 0x0C is not seen in practice; we decode it anyway.
+  'NEW_SYN_RECV',
+] as const;
+
+export type TcpState = (typeof TCP_STATES)[number];
+
+/** The state name for a kernel code, or 'UNKNOWN' for a code newer than this table. */
+export function tcpStateName(code: number): TcpState | 'UNKNOWN' {
+  return TCP_STATES[code - 1] ?? 'UNKNOWN';
+}
+
+/**
+ * Which of the socket's timers is running (the `tr` column).
+ *
+ * keepalive: the socket's general timer (sk_timer); besides keepalive probes it also runs the
+ * FIN_WAIT2 timeout. time-wait: the 2×MSL timer of a TIME_WAIT socket, which also serves an
+ * orphaned FIN_WAIT2 connection (one whose descriptor is already closed).
+ */
+export type TimerKind = 'none' | 'retransmit' | 'keepalive' | 'time-wait' | 'zero-window-probe' | 'unknown';
+
+const TIMER_KINDS: readonly TimerKind[] = ['none', 'retransmit', 'keepalive', 'time-wait', 'zero-window-probe'];
+
+/**
+ * The kernel prints timer expiry in clock ticks of USER_HZ, the unit of clock_t that
+ * `getconf CLK_TCK` reports. USER_HZ is 100 on every architecture Node runs on, however fast
+ * the kernel's own tick (HZ, the "jiffy") is: that is what jiffies_delta_to_clock_t converts to.
+ */
+const USER_HZ = 100;
+
+export interface TcpTimer {
+  kind: TimerKind;
+  /** The raw `tr` code: 0 none, 1 retransmit (or loss probe), 2 keepalive, 3 TIME_WAIT, 4 zero-window probe. */
+  code: number;
+  /** Time until the timer fires; 0 when none is running. */
+  remainingMs: number;
+}
+
+export interface TcpSocketEntry {
+  family: 4 | 6;
+  /** The kernel's stable code for the state; always present, even when `state` is 'UNKNOWN'. */
+  stateCode: number;
+  state: TcpState | 'UNKNOWN';
+  local: Endpoint;
+  /** `0.0.0.0:0` or `:::0` for a LISTEN socket: it has no peer. */
+  remote: Endpoint;
+  /** Bytes sent but not yet acknowledged by the peer. */
+  txQueue: number;
+  /** Bytes received but not yet read by the application; for LISTEN, connections waiting for accept(). */
+  rxQueue: number;
+  timer: TcpTimer;
+  /** Retransmissions (or unanswered probes) since the last acknowledgement. */
+  retransmits: number;
+  /** Owner's user id; 0 for TIME_WAIT rows, which no longer belong to a process. */
+  uid: number;
+  /** Socket inode (as in /proc/<pid>/fd links: `socket:[inode]`); 0 when no process holds it. */
+  inode: number;
+}
+
+/** Byte order of the machine that wrote the file: os.endianness() on the machine that read it. */
+export type Endianness = 'LE' | 'BE';
+
+/**
+ * Turn the kernel's hex address into text: `0100007F` → `127.0.0.1`.
+ *
+ * Why the bytes look reversed: the kernel keeps an address in network byte order (127 first in
+ * memory), but prints it with `%08X` as if it were a plain 32-bit number. A little-endian CPU
+ * (x86, most ARM) reads the first byte in memory as the *least* significant, so it comes out last:
+ * 7F.00.00.01 in memory prints as 0100007F. IPv6 addresses are printed as four such 32-bit
+ * words, each reversed on its own, not as one 16-byte number.
+ */
+export function decodeAddress(hex: string, family: 4 | 6, endianness: Endianness = 'LE'): string {
+  const bytes: number[] = [];
+  for (let word = 0; word < hex.length; word += 8) {
+    const wordBytes = [0, 2, 4, 6].map((i) => parseInt(hex.slice(word + i, word + i + 2), 16));
+    bytes.push(...(endianness === 'LE' ? wordBytes.reverse() : wordBytes));
+  }
+  return family === 4 ? bytes.join('.') : formatIPv6(bytes);
+}
+
+/**
+ * RFC 5952 text for 16 address bytes: lowercase hex, no leading zeros, the longest run of two or
+ * more zero groups (the first, on a tie) written as `::`. An IPv4-mapped address ends in dotted
+ * form, `::ffff:127.0.0.1`: a dual-stack socket's view of an IPv4 peer, as Node reports it.
+ */
+export function formatIPv6(bytes: readonly number[]): string {
+  const groups = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] ?? 0) << 8) | (bytes[2 * i + 1] ?? 0));
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `::ffff:${bytes.slice(12, 16).join('.')}`;
+  }
+  let best = { start: -1, length: 0 };
+  for (let start = 0; start < 8; start++) {
+    let length = 0;
+    while (start + length < 8 && groups[start + length] === 0) length++;
+    if (length > best.length) best = { start, length };
+  }
+  const hexGroups = groups.map((g) => g.toString(16));
+  if (best.length < 2) return hexGroups.join(':');
+  const head = hexGroups.slice(0, best.start).join(':');
+  const tail = hexGroups.slice(best.start + best.length).join(':');
+  return `${head}::${tail}`;
+}
+
+/**
+ * Parse the whole text of /proc/net/tcp (family 4) or /proc/net/tcp6 (family 6).
+ *
+ * Skips the header row and blank lines, and ignores the columns after `inode` (reference count,
+ * kernel address, congestion details), which differ between row kinds and kernel versions.
+ * A row that does not parse is an error naming its line: silently dropping a socket would
+ * hide exactly the thing a student is looking for.
+ */
+export function parseProcNetTcp(text: string, family: 4 | 6, endianness: Endianness = 'LE'): TcpSocketEntry[] {
+  const source = family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6';
+  const entries: TcpSocketEntry[] = [];
+  text.split('\n').forEach((line, index) => {
+    const trimmed = line.trim();
+    if (trimmed === '' || /^sl\b/.test(trimmed)) return;
+    try {
+      entries.push(parseRow(trimmed, family, endianness));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`${source} line ${index + 1}: ${reason}: ${JSON.stringify(trimmed)}`, { cause: error });
+    }
+  });
+  return entries;
+}
+
+/**
+ * The kernel's row for one socket pair, matched the way a student would: `127.0.0.1` finds the
+ * `::ffff:127.0.0.1` row of a dual-stack socket and the other way round. A listening socket's
+ * remote end is `0.0.0.0:0` (or `:::0`). Both sides of a loopback connection are in the table;
+ * swap `local` and `remote` to find the other one.
+ */
+export function findConnection(
+  entries: readonly TcpSocketEntry[],
+  local: Endpoint,
+  remote: Endpoint,
+): TcpSocketEntry | undefined {
+  return entries.find((entry) => sameEndpoint(entry.local, local) && sameEndpoint(entry.remote, remote));
+}
+
+// Each column with the shape the kernel's format string gives it (%4d:, %08X:%04X, %02X, ...).
+const HEX = /^[0-9A-F]+$/i;
+const DECIMAL = /^\d+$/;
+
+function parseRow(row: string, family: 4 | 6, endianness: Endianness): TcpSocketEntry {
+  const columns = row.split(/\s+/);
+  if (columns.length < 10) throw new Error(`expected at least 10 columns, found ${columns.length}`);
+  // The 9th column, `timeout`, counts unanswered keepalive or zero-window probes; we leave it out.
+  const [slot = '', local = '', remote = '', st = '', queues = '', timer = '', retransmits = '', uid = '', , inode = ''] =
+    columns;
+  if (!/^\d+:$/.test(slot)) throw new Error(`bad slot number ${JSON.stringify(slot)}`);
+
+  const stateCode = hexNumber(st, 'state', 2);
+  const [txQueue, rxQueue] = hexPair(queues, 'tx_queue:rx_queue');
+  const [timerCode, ticks] = hexPair(timer, 'tr:tm->when');
+  return {
+    family,
+    stateCode,
+    state: tcpStateName(stateCode),
+    local: parseEndpoint(local, 'local_address', family, endianness),
+    remote: parseEndpoint(remote, 'rem_address', family, endianness),
+    txQueue,
+    rxQueue,
+    timer: { kind: TIMER_KINDS[timerCode] ?? 'unknown', code: timerCode, remainingMs: (ticks * 1000) / USER_HZ },
+    retransmits: hexNumber(retransmits, 'retrnsmt'),
+    uid: decimalNumber(uid, 'uid'),
+    inode: decimalNumber(inode, 'inode'),
+  };
+}
+
+/** `0100007F:1F90` → 127.0.0.1:8080. The port is printed as a plain number, so it is not reversed. */
+function parseEndpoint(text: string, column: string, family: 4 | 6, endianness: Endianness): Endpoint {
+  const [address, port] = text.split(':');
+  const digits = family === 4 ? 8 : 32;
+  if (address?.length !== digits || !HEX.test(address) || port?.length !== 4 || !HEX.test(port)) {
+    throw new Error(`bad ${column} ${JSON.stringify(text)} (expected ${digits} hex digits, a colon, 4 hex digits)`);
+  }
+  return { address: decodeAddress(address, family, endianness), port: parseInt(port, 16) };
+}
+
+function hexPair(text: string, column: string): [number, number] {
+  const [first, second, ...rest] = text.split(':');
+  if (first === undefined || second === undefined || rest.length > 0) {
+    throw new Error(`bad ${column} ${JSON.stringify(text)}`);
+  }
+  return [hexNumber(first, column), hexNumber(second, column)];
+}
+
+function hexNumber(text: string, column: string, digits?: number): number {
+  if (!HEX.test(text) || (digits !== undefined && text.length !== digits)) {
+    throw new Error(`bad ${column} ${JSON.stringify(text)} (expected hex)`);
+  }
+  return parseInt(text, 16);
+}
+
+function decimalNumber(text: string, column: string): number {
+  if (!DECIMAL.test(text)) throw new Error(`bad ${column} ${JSON.stringify(text)} (expected a decimal number)`);
+  return Number(text);
+}

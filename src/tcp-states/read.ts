@@ -1,0 +1,59 @@
+/**
+ * Reading the kernel's TCP socket table on Linux: /proc/net/tcp (IPv4) and /proc/net/tcp6 (IPv6).
+ *
+ * /proc is not a disk: each read asks the kernel to print its socket table as it is right now,
+ * so two reads a moment apart can differ. Other systems keep this table too, but only Linux
+ * shows it as a file; elsewhere `netstat -an` asks the kernel another way.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { endianness, platform } from 'node:os';
+import { join } from 'node:path';
+import { ExitCode, LabError } from '../errors.js';
+import { parseProcNetTcp, type TcpSocketEntry } from './parse.js';
+
+export { findConnection, type Endpoint, type TcpSocketEntry } from './parse.js';
+
+export interface ReadTcpSocketsOptions {
+  /** Where procfs is mounted; tests point it at a directory of fixtures. Default `/proc`. */
+  procRoot?: string;
+}
+
+/** Whether readTcpSockets can work here: is there a `net/tcp` under the proc root? */
+export function isTcpStateReadingSupported(options: ReadTcpSocketsOptions = {}): boolean {
+  return existsSync(join(options.procRoot ?? '/proc', 'net', 'tcp'));
+}
+
+/**
+ * Every TCP socket the kernel knows in this network namespace, IPv4 rows first.
+ *
+ * tcp6 is missing when IPv6 is disabled; then there are only IPv4 rows. Without tcp the
+ * system is not Linux (or /proc is not mounted): that is a LabError, ERR_TCP_STATES_UNAVAILABLE.
+ */
+export async function readTcpSockets(options: ReadTcpSocketsOptions = {}): Promise<TcpSocketEntry[]> {
+  const tcpPath = join(options.procRoot ?? '/proc', 'net', 'tcp');
+  const tcp = await readIfPresent(tcpPath);
+  if (tcp === undefined) {
+    throw new LabError(
+      'ERR_TCP_STATES_UNAVAILABLE',
+      `reading TCP states needs Linux's ${tcpPath}, which this system (${platform()}) does not have; ` +
+        'use netstat -an or ss -tan instead',
+      ExitCode.unavailable,
+    );
+  }
+  const tcp6 = await readIfPresent(`${tcpPath}6`);
+  // The files hold the addresses in this CPU's byte order (see decodeAddress).
+  const order = endianness();
+  return [...parseProcNetTcp(tcp, 4, order), ...(tcp6 === undefined ? [] : parseProcNetTcp(tcp6, 6, order))];
+}
+
+/** The file's text, or undefined if it does not exist; any other failure (say, EACCES) is thrown. */
+async function readIfPresent(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
