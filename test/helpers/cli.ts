@@ -1,0 +1,95 @@
+/** Running the real command-line programs, as a user would, and reading their JSON logs. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { LogLine } from './capture-log.js';
+
+// The compiled tests live in dist/test/helpers; the compiled programs in dist/src/cli.
+export const LAB_SERVER = fileURLToPath(new URL('../../src/cli/lab-server.js', import.meta.url));
+export const LAB_CLIENT = fileURLToPath(new URL('../../src/cli/lab-client.js', import.meta.url));
+
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stdoutBytes: Buffer;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: Buffer | string;
+  cwd?: string;
+  /** Run through another program first, e.g. ['setpriv', ...] to drop a privilege. */
+  prefix?: string[];
+}
+
+/** Runs a program to completion and collects its output. */
+export async function run(script: string, args: string[], { input, cwd, prefix = [] }: RunOptions = {}): Promise<Finished> {
+  const [command, ...rest] = [...prefix, process.execPath, script, ...args];
+  const child = spawn(command!, rest, { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  return finish(child, input);
+}
+
+async function finish(child: ChildProcess, input?: Buffer | string): Promise<Finished> {
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
+  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stdin?.on('error', () => {}); // the program may exit before reading its input
+  child.stdin?.end(input);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  const stdoutBytes = Buffer.concat(stdout);
+  return { code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(stderr).toString() };
+}
+
+export interface RunningServer {
+  child: ChildProcess;
+  port: number;
+  /** Every JSON log line so far. */
+  lines: LogLine[];
+  /** Resolves with the first log line (from now or earlier) with this event. */
+  event(name: string): Promise<LogLine>;
+  /** Sends a signal and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<Finished>;
+}
+
+/** Starts `lab-server <args> --port 0 --log-format json` and waits for its "listening" line. */
+export async function startServerProcess(args: string[]): Promise<RunningServer> {
+  const child = spawn(process.execPath, [LAB_SERVER, ...args, '--port', '0', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: LogLine[] = [];
+  const waiters: { name: string; resolve: (line: LogLine) => void }[] = [];
+  const stderr: Buffer[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    const line = JSON.parse(text) as LogLine;
+    lines.push(line);
+    for (const waiter of waiters.filter((w) => w.name === line.event)) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve(line);
+    }
+  });
+  const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  const event = (name: string): Promise<LogLine> => {
+    const seen = lines.find((line) => line.event === name);
+    return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ name, resolve }));
+  };
+  const listening = await Promise.race([
+    event('listening'),
+    closed.then(() => {
+      throw new Error(`lab-server exited before listening: ${Buffer.concat(stderr).toString()}`);
+    }),
+  ]);
+  return {
+    child,
+    port: Number(listening.port),
+    lines,
+    event,
+    async stop(signal = 'SIGINT') {
+      child.kill(signal);
+      const [code, exitSignal] = await closed;
+      const stdout = lines.map((l) => JSON.stringify(l)).join('\n');
+      return { code, signal: exitSignal, stdout, stdoutBytes: Buffer.from(stdout), stderr: Buffer.concat(stderr).toString() };
+    },
+  };
+}
