@@ -44,7 +44,7 @@ function connectReporting({ verbose }: ClientArguments) {
 }
 
 async function daytime(args: ClientArguments & { hold: number; close: boolean }): Promise<void> {
-  const { serverClosedFirst } = await fetchDaytime({
+  await fetchDaytime({
     host: args.host,
     port: args.port,
     timeoutMs: args.timeout,
@@ -54,10 +54,7 @@ async function daytime(args: ClientArguments & { hold: number; close: boolean })
     onLine: (text) => process.stdout.write(text),
     ...connectReporting(args),
   });
-  if (args.verbose) {
-    const ending = !args.close ? 'exiting without close(); the kernel closes the socket' : serverClosedFirst ? 'the server closed first (its side enters TIME_WAIT)' : 'we closed first';
-    say(ending);
-  }
+  if (args.verbose) say(args.close ? 'closed the socket' : 'exiting without close(): the kernel closes the socket for us');
 }
 
 async function echo(args: ClientArguments): Promise<void> {

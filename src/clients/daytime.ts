@@ -22,8 +22,6 @@ export interface DaytimeClientOptions extends ConnectOptions {
 export interface DaytimeResult {
   /** The socket, still open when `close` was false. */
   socket: Socket;
-  /** True when the server's FIN had arrived before we closed: it closed first. */
-  serverClosedFirst: boolean;
 }
 
 export async function fetchDaytime(options: DaytimeClientOptions): Promise<DaytimeResult> {
@@ -32,16 +30,15 @@ export async function fetchDaytime(options: DaytimeClientOptions): Promise<Dayti
     { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
     { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
   );
-  let serverClosedFirst = false;
-  socket.once('end', () => (serverClosedFirst = true));
   options.onLine(await readLine(socket, options.timeoutMs));
   if (options.holdMs > 0) await pause(options.holdMs);
   if (options.close) {
-    // close(2): our FIN goes out (the server's already came), the descriptor is released.
+    // close(2): our FIN goes out and the descriptor is released. The server's FIN has
+    // usually arrived by now; if the server has not closed yet, we are the active closer.
     await new Promise<void>((resolve) => socket.end(() => resolve()));
     socket.destroy();
   }
-  return { socket, serverClosedFirst };
+  return { socket };
 }
 
 /** Reads until the first newline or EOF: one line, as the classic client's read() loop. */
