@@ -13,7 +13,7 @@ import { lookupService } from 'node:dns/promises';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy, type ConnectionState } from './connection.js';
-import { formatListeningEndpoint, type Endpoint } from './endpoint.js';
+import { formatEndpoint, formatListeningEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
 import { ExitCode, LabError } from './errors.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
 
@@ -163,7 +163,7 @@ export class LabServer extends EventEmitter<ServerEvents> {
     this.connections.add(conn);
     this.totals.connections += 1;
     conn.log.info(
-      { event: 'accepted', local: conn.local, remote: conn.remote, pair: conn.socketPair },
+      { event: 'accepted', local: formatEndpoint(conn.local), remote: formatEndpoint(conn.remote), pair: conn.socketPair },
       `accepted connection #${id} ${conn.socketPair}`,
     );
     if (this.options.resolvePeerNames) this.resolvePeerName(conn);
@@ -219,10 +219,13 @@ export class LabServer extends EventEmitter<ServerEvents> {
     });
   }
 
+  /** Reverse lookup (getnameinfo(3)); it runs beside the connection and never delays it. */
   private resolvePeerName(conn: Connection): void {
-    lookupService(conn.remote.address, conn.remote.port).then(
+    const address = unmapIPv4(conn.remote.address);
+    lookupService(address, conn.remote.port).then(
       ({ hostname }) => conn.log.info({ event: 'peer-name', host: hostname }, `connection #${conn.id} is from ${hostname}`),
-      (error: Error) => conn.log.debug({ event: 'peer-name-failed', err: error }, `no name for ${conn.remote.address}`),
+      (error: NodeJS.ErrnoException) =>
+        conn.log.info({ event: 'peer-name', host: null, code: error.code }, `connection #${conn.id}: no host name for ${address} (${error.code})`),
     );
   }
 }

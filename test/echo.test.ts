@@ -120,3 +120,13 @@ test('binary junk and a 100 MiB line without a newline: echoed intact, log stays
     assert.doesNotMatch(String(text), /[\u0000-\u001f\u007f-\u009f]/, 'no control character reaches the log');
   }
 });
+
+test('--resolve logs the peer\'s host name, or that it has none, without delaying service', async (t) => {
+  const { server, port, log, closed } = await startServer(echo, { resolvePeerNames: true });
+  t.after(() => server.close(0));
+  assert.equal((await echoRoundTrip(port, Buffer.from('who am i\n'))).toString(), 'who am i\n');
+  await closed(1);
+  await waitFor('the reverse lookup', () => log.events('peer-name', 1)[0]);
+  const [{ host }] = log.events('peer-name', 1) as [{ host: unknown }];
+  assert.ok(typeof host === 'string' || host === null, `host: ${String(host)}`);
+});
