@@ -126,7 +126,6 @@ test('--resolve logs the peer\'s host name, or that it has none, without delayin
   t.after(() => server.close(0));
   assert.equal((await echoRoundTrip(port, Buffer.from('who am i\n'))).toString(), 'who am i\n');
   await closed(1);
-  await waitFor('the reverse lookup', () => log.events('peer-name', 1)[0]);
-  const [{ host }] = log.events('peer-name', 1) as [{ host: unknown }];
+  const { host } = await waitFor('the reverse lookup', () => log.events('peer-name', 1)[0]);
   assert.ok(typeof host === 'string' || host === null, `host: ${String(host)}`);
 });
