@@ -13,9 +13,31 @@ import { lookupService } from 'node:dns/promises';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy, type ConnectionState } from './connection.js';
-import { formatEndpoint, formatListeningEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
+import type { AccessControl } from './access-control.js';
+import { formatEndpoint, formatListeningEndpoint, formatSocketPair, unmapIPv4, type Endpoint } from './endpoint.js';
 import { ExitCode, LabError } from './errors.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
+import { RateLimiter } from './rate-limit.js';
+
+/**
+ * Connection limits. Each connection costs a file descriptor and some memory, so a server
+ * must refuse connections beyond what it can hold, and keep one client (or one scanner)
+ * from taking every slot: that is what the per-source limit is for.
+ */
+export interface ConnectionLimits {
+  /** All connections at once. 1024 is a common default of the soft `ulimit -n`. */
+  maxConnections: number;
+  /** Connections from one IP address. A classroom behind one NAT shares an address, so not too low. */
+  maxPerSource: number;
+}
+
+export const DEFAULT_LIMITS: ConnectionLimits = { maxConnections: 1024, maxPerSource: 64 };
+
+/** Refusals are logged at most this often, so that a flood cannot flood the log as well. */
+const REFUSAL_LOGS_PER_SECOND = 5;
+const REFUSAL_LOG_BURST = 20;
+
+export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source';
 
 export interface ServerOptions {
   protocol: Protocol;
@@ -40,6 +62,9 @@ export interface ServerOptions {
    * and queues them (the listen backlog), but they get no service until their turn.
    */
   iterative?: boolean;
+  limits?: Partial<ConnectionLimits>;
+  /** Which client addresses may connect (--allow/--deny); everyone when absent. */
+  access?: AccessControl;
 }
 
 export interface ServerSummary {
@@ -74,11 +99,17 @@ export class LabServer extends EventEmitter<ServerEvents> {
   /** Iterative mode: the connection being served, and those accepted behind it. */
   private serving?: Connection;
   private readonly waiting: Connection[] = [];
+  private readonly limits: ConnectionLimits;
+  /** Open connections per client IP address, for the per-source limit. */
+  private readonly perSource = new Map<string, number>();
+  private readonly refusalLogBudget = new RateLimiter(REFUSAL_LOGS_PER_SECOND, REFUSAL_LOG_BURST);
+  private readonly acceptErrorLogBudget = new RateLimiter(REFUSAL_LOGS_PER_SECOND, REFUSAL_LOG_BURST);
 
   constructor(private readonly options: ServerOptions) {
     super();
     this.protocol = options.protocol;
     this.log = options.logger;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     const now = options.now ?? (() => new Date());
     this.handler = options.protocol.createHandler(options.settings ?? {}, { now });
     // allowHalfOpen: a client's FIN closes only its direction; the protocol decides when we
@@ -103,7 +134,10 @@ export class LabServer extends EventEmitter<ServerEvents> {
     }
     // After listen succeeds, errors come from accept(2), e.g. EMFILE when out of descriptors.
     // They concern one would-be connection; the listener keeps going.
-    this.listener.on('error', (error) => this.log.warn({ event: 'accept-error', err: error }, `accept failed: ${error.message}`));
+    this.listener.on('error', (error) => {
+      const skipped = this.acceptErrorLogBudget.take();
+      if (skipped !== undefined) this.log.warn({ event: 'accept-error', code: (error as NodeJS.ErrnoException).code, skipped }, `accept failed: ${error.message}`);
+    });
     const local = this.address();
     this.log.info(
       { event: 'listening', protocol: this.protocol.name, address: local.address, port: local.port, socket: formatListeningEndpoint(local) },
@@ -156,6 +190,10 @@ export class LabServer extends EventEmitter<ServerEvents> {
   }
 
   private accept(socket: net.Socket): void {
+    const source = unmapIPv4(socket.remoteAddress ?? '');
+    const refusal = this.admission(source);
+    if (refusal !== undefined) return this.refuse(socket, refusal);
+    this.perSource.set(source, (this.perSource.get(source) ?? 0) + 1);
     const id = this.nextConnectionId++;
     const conn = new Connection(id, socket, this.log.child({ conn: id }), this.options.closePolicy ?? ORDERLY_CLOSE, (c, from, to) =>
       this.onStateChange(c, from, to),
@@ -173,6 +211,32 @@ export class LabServer extends EventEmitter<ServerEvents> {
       return;
     }
     this.serve(conn);
+  }
+
+  /** Why this client may not have a connection now, if it may not. */
+  private admission(source: string): RefusalReason | undefined {
+    if (this.options.access !== undefined && !this.options.access.permits(source)) return 'denied';
+    if (this.connections.size >= this.limits.maxConnections) return 'max-connections';
+    if ((this.perSource.get(source) ?? 0) >= this.limits.maxPerSource) return 'max-per-source';
+    return undefined;
+  }
+
+  /**
+   * Refuses a connection the kernel has already accepted: reset it at once (SO_LINGER 0,
+   * then close), so the client learns immediately and this side keeps no TIME_WAIT for it.
+   */
+  private refuse(socket: net.Socket, reason: RefusalReason): void {
+    const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
+    const remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    socket.on('error', () => {}); // the client may be gone already; there is nothing to report
+    socket.resetAndDestroy();
+    const skipped = this.refusalLogBudget.take();
+    if (skipped === undefined) return;
+    const pair = formatSocketPair(local, remote);
+    this.log.warn(
+      { event: 'refused', reason, pair, ...(skipped > 0 && { skipped }) },
+      `refused ${pair}: ${REFUSAL_EXPLANATIONS[reason](this.limits)}${skipped > 0 ? ` (${skipped} earlier refusals not logged)` : ''}`,
+    );
   }
 
   private serve(conn: Connection): void {
@@ -198,6 +262,10 @@ export class LabServer extends EventEmitter<ServerEvents> {
     this.totals.bytesIn += report.bytesIn;
     this.totals.bytesOut += report.bytesOut;
     this.connections.delete(conn);
+    const source = unmapIPv4(conn.remote.address);
+    const fromSource = (this.perSource.get(source) ?? 1) - 1;
+    if (fromSource > 0) this.perSource.set(source, fromSource);
+    else this.perSource.delete(source);
     const queuedAt = this.waiting.indexOf(conn);
     if (queuedAt !== -1) this.waiting.splice(queuedAt, 1);
     const why = report.reason === undefined || report.reason === 'protocol' ? '' : ` (${report.reason})`;
@@ -229,6 +297,12 @@ export class LabServer extends EventEmitter<ServerEvents> {
     );
   }
 }
+
+const REFUSAL_EXPLANATIONS: Record<RefusalReason, (limits: ConnectionLimits) => string> = {
+  denied: () => 'the address is not allowed (--allow/--deny)',
+  'max-connections': ({ maxConnections }) => `already serving ${maxConnections} connections (--max-connections)`,
+  'max-per-source': ({ maxPerSource }) => `this address already has ${maxPerSource} connections (--max-per-source)`,
+};
 
 export function createServer(options: ServerOptions): LabServer {
   return new LabServer(options);

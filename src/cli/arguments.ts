@@ -2,6 +2,7 @@
  * Checks for command-line values, run before any socket is made. Each throws a LabError
  * with a one-line message that names the flag, what was given, and what is expected.
  */
+import { parseCidr } from '../access-control.js';
 import { usageError } from '../errors.js';
 
 const HIGHEST_PORT = 65535;
@@ -36,4 +37,22 @@ export function parseCloseMode(value: unknown): 'fin' | 'rst' | 'never' {
   if (value === false) return 'never';
   if (value === 'fin' || value === 'rst') return value;
   throw usageError('ERR_INVALID_CLOSE', `invalid --close ${JSON.stringify(String(value))}: give fin (orderly close) or rst (abortive close), or use --no-close`);
+}
+
+/** A whole number of at least 1, e.g. a connection limit. */
+export function positiveIntegerOption(flag: string): (value: unknown) => number {
+  return (value) => {
+    const text = String(value);
+    if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
+      throw usageError('ERR_INVALID_NUMBER', `invalid --${flag} ${JSON.stringify(text)}: give a whole number, 1 or more`);
+    }
+    return Number(text);
+  };
+}
+
+/** --allow/--deny values: each must be an IP address or subnet; parseCidr says what is wrong. */
+export function subnetsOption(values: unknown): string[] {
+  const list = (Array.isArray(values) ? values : [values]).map(String);
+  list.forEach(parseCidr);
+  return list;
 }
