@@ -9,6 +9,11 @@
 /** Exit statuses, from sysexits(3). */
 export const ExitCode = {
   ok: 0,
+  /**
+   * A lab ran, but the kernel did not do what the textbook predicts (not from sysexits,
+   * which has no code for "the experiment disagreed"; 1 is the shell's plain "failed").
+   */
+  labFailed: 1,
   /** The command was used incorrectly: a bad flag, port or protocol name. */
   usage: 64,
   /** Input data was incorrect: the echo that came back differs from what was sent. */

@@ -1,0 +1,44 @@
+/**
+ * `lab-server lab <name>` runs one experiment (src/labs/); `lab-server lab --list` lists them.
+ * Exit status 0 when the kernel agreed with the textbook, 1 (ExitCode.labFailed) when not.
+ */
+import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
+import { ExitCode, LabError, usageError } from '../errors.js';
+import { findLab, labs } from '../labs/index.js';
+import { runLab } from '../labs/runner.js';
+
+const labNames = labs.map((lab) => lab.name).join(', ');
+
+function builder(y: Argv) {
+  return y
+    .positional('name', { type: 'string', describe: `The lab to run: ${labNames}` })
+    .options({ list: { alias: 'l', type: 'boolean', default: false, describe: 'List the labs, one a line' } })
+    .example('$0 lab time-wait', 'see TIME_WAIT on the side that closed first')
+    .strict();
+}
+
+type LabArguments = Awaited<ReturnType<typeof builder>['argv']>;
+
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+
+async function lab({ name, list }: ArgumentsCamelCase<LabArguments>): Promise<void> {
+  if (list) {
+    const width = Math.max(...labs.map((l) => l.name.length));
+    for (const l of labs) say(`${l.name.padEnd(width)}  ${l.summary}`);
+    return;
+  }
+  if (name === undefined) throw usageError('ERR_USAGE', `name a lab to run: ${labNames} (or --list)`);
+  const chosen = findLab(name);
+  if (chosen === undefined) throw usageError('ERR_UNKNOWN_LAB', `unknown lab ${JSON.stringify(name)}: choose one of ${labNames}`);
+  const result = await runLab(chosen, { write: say });
+  if (!result.passed) {
+    throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (see the ✗ lines above)`, ExitCode.labFailed);
+  }
+}
+
+export const labCommand: CommandModule<object, LabArguments> = {
+  command: 'lab [name]',
+  describe: 'Run a one-command experiment that shows real kernel TCP states next to the textbook (--list to list them); Linux only',
+  builder,
+  handler: lab,
+};

@@ -1,0 +1,189 @@
+/**
+ * What a lab works with: a narrator (numbered steps, indented notes), predictions checked
+ * against the kernel, servers on 127.0.0.1 port 0, child processes, and a cleanup list so that
+ * whatever a lab starts is stopped even when a step fails.
+ */
+import { execFile } from 'node:child_process';
+import { once, type EventEmitter } from 'node:events';
+import { pino, type Logger } from 'pino';
+import { formatSocketPair, type Endpoint } from '../endpoint.js';
+import { ExitCode, LabError } from '../errors.js';
+import { createServer, type LabServer, type ServerOptions } from '../server.js';
+import { formatRemaining } from '../tcp-states/table.js';
+import type { TcpSocketEntry } from '../tcp-states/parse.js';
+import { stateOf, waitForTcpSocket, waitForTcpState, type ObservedState } from '../tcp-states/wait.js';
+import type { Observation } from './lab.js';
+
+/** Every lab server binds here: loopback only, so a lab never opens a port to the network. */
+export const LAB_HOST = '127.0.0.1';
+/** How long a lab waits for an event (a connection, a reply, a close) before giving up. */
+export const EVENT_DEADLINE_MS = 5000;
+/** How long a child process may run before it is killed. */
+const PROCESS_DEADLINE_MS = 10_000;
+
+export type LabServerOptions = Omit<ServerOptions, 'logger' | 'port' | 'host'> & { port?: number; host?: string; logger?: Logger };
+
+export interface ProcessOutcome {
+  /** The exit status, or null when a signal ended it (or it never started). */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Set when the program could not be started at all, e.g. ENOENT. */
+  startError?: string;
+}
+
+export interface StateExpectation {
+  id: string;
+  /** Which end of the connection this socket is. */
+  end: 'server' | 'client';
+  local: Endpoint;
+  remote: Endpoint;
+  /** The textbook's state, or 'none' when it says the kernel keeps nothing. */
+  predicted: ObservedState;
+}
+
+/** The socket pair as each end sees it: each end's local is the other's remote. */
+export interface ConnectionEnds {
+  client: { local: Endpoint; remote: Endpoint };
+  server: { local: Endpoint; remote: Endpoint };
+}
+
+export function bothEnds(client: Endpoint, server: Endpoint): ConnectionEnds {
+  return { client: { local: client, remote: server }, server: { local: server, remote: client } };
+}
+
+const describeState = (state: string): string => (state === 'none' ? 'no socket' : state);
+
+export class LabContext {
+  readonly observations: Observation[] = [];
+  /** Servers log nowhere by default: the narration is the lab's output. */
+  readonly logger: Logger = pino({ level: 'silent' });
+  private stepNumber = 0;
+  private readonly cleanups: Array<() => unknown> = [];
+
+  constructor(private readonly write: (line: string) => void) {}
+
+  /** Starts the next numbered step. */
+  step(text: string): void {
+    this.stepNumber += 1;
+    this.write('');
+    this.write(`${this.stepNumber}. ${text}`);
+  }
+
+  /** A note under the current step. */
+  say(text: string): void {
+    this.write(`   ${text}`);
+  }
+
+  /** Runs `cleanup` when the lab ends, pass or fail; the last registered runs first. */
+  defer(cleanup: () => unknown): void {
+    this.cleanups.push(cleanup);
+  }
+
+  async cleanup(): Promise<void> {
+    for (const cleanup of this.cleanups.reverse()) await cleanup();
+    this.cleanups.length = 0;
+  }
+
+  /**
+   * A LabServer on 127.0.0.1, port 0 unless given, stopped at the end of the lab; `stop()`
+   * stops it sooner (closing its open connections at once, like a killed server).
+   */
+  async startServer(options: LabServerOptions): Promise<{ server: LabServer; port: number; stop: () => Promise<void> }> {
+    const server = createServer({ logger: this.logger, host: LAB_HOST, port: 0, ...options });
+    await server.listen();
+    let stopped = false;
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      await server.close(0);
+    };
+    this.defer(stop);
+    return { server, port: server.address().port, stop };
+  }
+
+  /**
+   * Asks the kernel for one end's state, polling until it matches the prediction or
+   * STATE_DEADLINE_MS passes, and records the outcome.
+   */
+  async expectState({ id, end, local, remote, predicted }: StateExpectation): Promise<Observation> {
+    const { entry } = await waitForTcpState(local, remote, predicted);
+    const observed = stateOf(entry);
+    const remainingMs = entry?.timer.kind === 'time-wait' ? entry.timer.remainingMs : undefined;
+    const shown = describeState(observed) + (remainingMs === undefined ? '' : ` (${formatRemaining(remainingMs)} left)`);
+    return this.record(
+      { id, step: this.stepNumber, subject: `${end} ${formatSocketPair(local, remote)}`, kind: 'tcp-state', predicted, observed, agreed: observed === predicted, ...(remainingMs === undefined ? {} : { remainingMs }) },
+      `textbook: ${describeState(predicted)}`,
+      `kernel: ${shown}`,
+    );
+  }
+
+  /**
+   * Like expectState, for another column of the kernel's row: `describe` turns the row (or its
+   * absence) into the text compared with `predicted`, e.g. `Recv-Q 2`.
+   */
+  async expectKernel(id: string, subject: string, local: Endpoint, remote: Endpoint, predicted: string, describe: (entry: TcpSocketEntry | undefined) => string): Promise<Observation> {
+    const { entry } = await waitForTcpSocket(local, remote, (row) => describe(row) === predicted);
+    const observed = describe(entry);
+    return this.record({ id, step: this.stepNumber, subject, kind: 'fact', predicted, observed, agreed: observed === predicted }, `textbook: ${predicted}`, `kernel: ${observed}`);
+  }
+
+  /** Records a prediction about anything else the lab can see (a bind result, an error code). */
+  expectFact(id: string, subject: string, predicted: string, observed: string): Observation {
+    return this.record({ id, step: this.stepNumber, subject, kind: 'fact', predicted, observed, agreed: predicted === observed }, `textbook: ${predicted}`, `observed: ${observed}`);
+  }
+
+  /** Records what this system did where the textbooks say systems differ. Never a failure. */
+  report(id: string, subject: string, observed: string): Observation {
+    return this.record({ id, step: this.stepNumber, subject, kind: 'report', observed, agreed: true }, '', `this kernel: ${observed}`);
+  }
+
+  /** Resolves with the event's arguments, or fails the lab after EVENT_DEADLINE_MS. */
+  async until<T extends unknown[] = unknown[]>(emitter: EventEmitter, event: string, what: string, deadlineMs = EVENT_DEADLINE_MS): Promise<T> {
+    return this.within(once(emitter, event, { signal: AbortSignal.timeout(deadlineMs) }) as Promise<T>, what, deadlineMs);
+  }
+
+  /** Resolves with `promise`, or fails the lab if it takes longer than `deadlineMs`. */
+  async within<T>(promise: Promise<T>, what: string, deadlineMs = EVENT_DEADLINE_MS): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.stuck(what, deadlineMs)), deadlineMs);
+    });
+    try {
+      return await Promise.race([promise, deadline]);
+    } catch (error) {
+      throw (error as Error).name === 'AbortError' ? this.stuck(what, deadlineMs) : error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Runs a program to its end (killed, by its own PID, after PROCESS_DEADLINE_MS) and returns
+   * what it printed and its exit status. A program that cannot start is an outcome too.
+   */
+  runProcess(file: string, args: readonly string[]): Promise<ProcessOutcome> {
+    return new Promise((resolve) => {
+      const child = execFile(file, args, { timeout: PROCESS_DEADLINE_MS, encoding: 'utf8' }, (error, stdout, stderr) => {
+        const startError = error !== null && typeof error.code === 'string' ? error.code : undefined;
+        resolve({ code: child.exitCode, stdout, stderr, ...(startError === undefined ? {} : { startError }) });
+      });
+      // If the lab fails mid-step, the child must not outlive it.
+      this.defer(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill();
+      });
+    });
+  }
+
+  private record(observation: Observation, prediction: string, outcome: string): Observation {
+    this.observations.push(observation);
+    const mark = observation.kind === 'report' ? '•' : observation.agreed ? '✓' : '✗';
+    const columns = [observation.subject.padEnd(48), prediction.padEnd(24), outcome].filter((c) => c.trim() !== '');
+    this.say(`${mark} ${columns.join(' ')}`.trimEnd());
+    return observation;
+  }
+
+  private stuck(what: string, deadlineMs: number): LabError {
+    return new LabError('ERR_LAB_STUCK', `step ${this.stepNumber}: gave up waiting for ${what} after ${deadlineMs / 1000} s`, ExitCode.labFailed);
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The lab registry. Adding a lab is one file in this folder and one line here.
+ * An explicit list, not a directory scan: `lab-server lab --list` shows them in this order,
+ * the order a student might take them in.
+ */
+import { clientNeverCloses } from './client-never-closes.js';
+import { clientWaits } from './client-waits.js';
+import { duplicateBind } from './duplicate-bind.js';
+import { idleTimeout } from './idle-timeout.js';
+import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
+import type { Lab } from './lab.js';
+import { restart } from './restart.js';
+import { rst } from './rst.js';
+import { serverNeverCloses } from './server-never-closes.js';
+import { serverWaits } from './server-waits.js';
+import { socketPair } from './socket-pair.js';
+import { timeWait } from './time-wait.js';
+
+export const labs: readonly Lab[] = [
+  timeWait,
+  clientNeverCloses,
+  serverNeverCloses,
+  clientWaits,
+  serverWaits,
+  rst,
+  restart,
+  duplicateBind,
+  socketPair,
+  iterativeVsConcurrent,
+  idleTimeout,
+];
+
+export function findLab(name: string): Lab | undefined {
+  return labs.find((lab) => lab.name === name);
+}

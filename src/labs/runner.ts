@@ -1,0 +1,34 @@
+/**
+ * Runs one lab: prints what it is about, runs its steps, stops everything it started, and
+ * sums up whether the kernel agreed with the textbook.
+ */
+import { readTcpSockets } from '../tcp-states/read.js';
+import { LabContext } from './context.js';
+import type { Lab, LabResult } from './lab.js';
+
+export interface RunLabOptions {
+  /** Where the narration goes, one line per call. */
+  write: (line: string) => void;
+}
+
+export async function runLab(lab: Lab, { write }: RunLabOptions): Promise<LabResult> {
+  // Every lab compares with the kernel's table: fail now, with one clear line, where there is none.
+  await readTcpSockets();
+  write(`lab ${lab.name}: ${lab.summary}`);
+  write(lab.concept);
+  const ctx = new LabContext(write);
+  try {
+    await lab.run(ctx);
+  } finally {
+    await ctx.cleanup();
+  }
+  const checked = ctx.observations.filter((o) => o.kind !== 'report');
+  const disagreed = checked.filter((o) => !o.agreed);
+  write('');
+  write(
+    disagreed.length === 0
+      ? `passed: the kernel did what the textbook predicts (${checked.length} of ${checked.length} predictions).`
+      : `FAILED: ${disagreed.length} of ${checked.length} predictions disagreed with the kernel: ${disagreed.map((o) => o.id).join(', ')}.`,
+  );
+  return { name: lab.name, passed: disagreed.length === 0, observations: ctx.observations };
+}

@@ -1,0 +1,39 @@
+/**
+ * time-wait: daytime closes first, so the server's end of the socket pair waits in TIME_WAIT
+ * after the connection is gone, and the client's end, which closed second, is simply freed.
+ */
+import { CloseReporter } from '../tcp-states/close-reporter.js';
+import { EVENT_DEADLINE_MS } from './context.js';
+import { openDaytimeSession, startDaytimeServer } from './daytime-session.js';
+import type { Lab } from './lab.js';
+import { LogCapture } from './log-capture.js';
+
+export const timeWait: Lab = {
+  name: 'time-wait',
+  summary: "daytime's active close leaves TIME_WAIT on the server's side, none on the client's",
+  concept:
+    'Textbook: the side that sends the first FIN (the active close) passes through FIN_WAIT_1 and FIN_WAIT_2 ' +
+    'into TIME_WAIT, and keeps the socket pair there for 2×MSL (60 s on Linux) after its program has closed it. ' +
+    'The other side (the passive close) goes CLOSE_WAIT → LAST_ACK → gone.',
+  async run(ctx) {
+    ctx.step('Start a daytime server (RFC 867) on a port the kernel picks, with its kernel-state report on.');
+    const log = new LogCapture();
+    const { server, port } = await startDaytimeServer(ctx, { logger: log.logger });
+    // The same report `lab-server daytime` logs after each close (src/tcp-states/close-reporter.ts).
+    const reporter = new CloseReporter(server, { logger: log.logger });
+    ctx.defer(() => reporter.stop());
+
+    ctx.step('Connect a daytime client: the server writes the time and closes first; the client reads to EOF and closes.');
+    const session = await openDaytimeSession(ctx, port);
+    await ctx.within(session.finished, 'the client to close');
+
+    ctx.step('Ask the kernel (/proc/net/tcp) about both ends of the socket pair.');
+    await ctx.expectState({ id: 'server', end: 'server', ...session.ends.server, predicted: 'TIME_WAIT' });
+    await ctx.expectState({ id: 'client', end: 'client', ...session.ends.client, predicted: 'none' });
+
+    ctx.step("Read the server's own kernel-state report, logged a moment after the close.");
+    const report = await ctx.within(log.waitFor((line) => line.event === 'kernel-state', EVENT_DEADLINE_MS), "the server's kernel-state log line");
+    ctx.say(report.msg);
+    ctx.expectFact('server-log', 'state in the server log', 'TIME_WAIT', String(report.state));
+  },
+};

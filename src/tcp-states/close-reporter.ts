@@ -1,0 +1,186 @@
+/**
+ * "What did the kernel do?" After each connection closes, look its socket pair up in
+ * /proc/net/tcp a moment later and log the kernel's state with a one-line explanation:
+ * TIME_WAIT after our active close (daytime), nothing left after a passive close (echo).
+ *
+ * The application's "closed" is not the kernel's: the side that sent the first FIN keeps the
+ * socket pair in TIME_WAIT for 2×MSL after its descriptor is gone. This reporter makes that visible.
+ *
+ * Keeping it cheap: every read of /proc/net/tcp makes the kernel print its *whole* socket table,
+ * so its cost grows with every socket on the machine, not just ours. So reads are batched (one
+ * read serves every connection that closed while we waited), spaced (at most one read per
+ * MIN_READ_INTERVAL_MS), and sampled (at most MAX_REPORTS_PER_READ connections per read; the
+ * rest are counted and the log says how many were skipped). Under load the server never waits
+ * on this: the reads run beside it, never in its path.
+ */
+import type { Logger } from 'pino';
+import type { CloseReport, Connection, ConnectionState } from '../connection.js';
+import type { LabServer } from '../server.js';
+import { findConnection, type TcpSocketEntry, type TcpState } from './parse.js';
+import { isTcpStateReadingSupported, readTcpSockets } from './read.js';
+import { formatRemaining } from './table.js';
+
+/** How long after the close to look: time for the peer's last FIN or ACK to cross loopback. */
+const SETTLE_MS = 50;
+/** At most one read of the kernel's table per this many ms, however fast connections close. */
+const MIN_READ_INTERVAL_MS = 200;
+/** At most this many connections reported per read; the rest of the batch is counted, not looked up. */
+const MAX_REPORTS_PER_READ = 20;
+
+export interface CloseReporterOptions {
+  /** For the reporter's own lines (unavailable, sampled, read failed); per-connection lines use conn.log. */
+  logger: Logger;
+  settleMs?: number;
+  minReadIntervalMs?: number;
+  maxReportsPerRead?: number;
+  /** Reads the kernel's table; injected by tests. Default: readTcpSockets(). */
+  read?: () => Promise<TcpSocketEntry[]>;
+}
+
+/** What the kernel still holds for one socket pair after the application closed it. */
+export interface KernelStateReport {
+  state: TcpState | 'UNKNOWN' | null;
+  /** Time left on the TIME_WAIT (2×MSL) timer; null when none runs. */
+  remainingMs: number | null;
+  explanation: string;
+}
+
+/**
+ * One line a student understands, from the server's point of view: what its end of the socket
+ * pair is doing in the kernel, and why.
+ */
+export function explainKernelState(state: TcpState | 'UNKNOWN' | null, report: Pick<CloseReport, 'closedBy' | 'how'>, remainingMs: number | null): string {
+  const left = remainingMs === null ? '' : ` (${formatRemaining(remainingMs)} left)`;
+  switch (state) {
+    case null:
+      if (report.how === 'rst') return 'nothing left: a reset (RST) skips the FIN exchange, so neither side enters TIME_WAIT';
+      if (report.closedBy === 'client') {
+        return 'nothing left: the client closed first (our close was passive), so the kernel freed our end once our FIN was acknowledged; the TIME_WAIT is on the client\'s side';
+      }
+      // The application saw its own close first, but the wire did not: the client's FIN (sent as
+      // soon as it read the line) reached the kernel before ours, so the client holds TIME_WAIT.
+      return "nothing left: both sides closed at almost the same moment and the client's FIN reached the kernel first, so in TCP's eyes the client closed first and holds the TIME_WAIT";
+    case 'TIME_WAIT':
+      return `TIME_WAIT${left}: the server closed first (active close), so the kernel keeps the pair for 2×MSL to catch stray segments and repeat the last ACK if needed`;
+    case 'FIN_WAIT1':
+      return 'FIN_WAIT1: the server closed first and its FIN is not acknowledged yet';
+    case 'FIN_WAIT2':
+      return `FIN_WAIT2${left}: the server closed first and the client acknowledged, but the client has not closed its side yet (it sits in CLOSE_WAIT)`;
+    case 'CLOSING':
+      return 'CLOSING: both sides sent FIN at the same moment (a simultaneous close); TIME_WAIT follows';
+    case 'LAST_ACK':
+      return 'LAST_ACK: the client closed first; our FIN is waiting for the client\'s final ACK';
+    default:
+      return `${state}: an unusual state for a closed connection`;
+  }
+}
+
+/** Looks the connection's socket pair up in the kernel's table. */
+export function kernelStateOf(entries: readonly TcpSocketEntry[], conn: Pick<Connection, 'local' | 'remote' | 'report'>): KernelStateReport {
+  const entry = findConnection(entries, conn.local, conn.remote);
+  const state = entry?.state ?? null;
+  const remainingMs = entry !== undefined && entry.timer.kind === 'time-wait' ? entry.timer.remainingMs : null;
+  return { state, remainingMs, explanation: explainKernelState(state, conn.report(), remainingMs) };
+}
+
+export class CloseReporter {
+  private readonly settleMs: number;
+  private readonly minReadIntervalMs: number;
+  private readonly maxReportsPerRead: number;
+  private readonly read: () => Promise<TcpSocketEntry[]>;
+  /** Connections closed since the last read, waiting for the next one. */
+  private batch: Connection[] = [];
+  private skipped = 0;
+  private timer?: NodeJS.Timeout;
+  private lastReadAt = -Infinity;
+  private reading?: Promise<void>;
+  private readonly onState = (conn: Connection, _from: ConnectionState, to: ConnectionState): void => {
+    if (to === 'closed') this.enqueue(conn);
+  };
+
+  constructor(
+    private readonly server: LabServer,
+    private readonly options: CloseReporterOptions,
+  ) {
+    this.settleMs = options.settleMs ?? SETTLE_MS;
+    this.minReadIntervalMs = options.minReadIntervalMs ?? MIN_READ_INTERVAL_MS;
+    this.maxReportsPerRead = options.maxReportsPerRead ?? MAX_REPORTS_PER_READ;
+    this.read = options.read ?? (() => readTcpSockets());
+    server.on('connection-state', this.onState);
+  }
+
+  /**
+   * Stops listening. Connections already closed still get their report: a read that was
+   * scheduled happens now (so the last connection before a shutdown is not left out).
+   */
+  async stop(): Promise<void> {
+    this.server.off('connection-state', this.onState);
+    await this.reading;
+    if (this.timer === undefined && this.batch.length === 0) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.readAndReport();
+  }
+
+  private enqueue(conn: Connection): void {
+    this.batch.push(conn);
+    if (this.timer !== undefined || this.reading !== undefined) return;
+    this.schedule();
+  }
+
+  /** The next read: `settleMs` after this close, but no sooner than the spacing allows. */
+  private schedule(): void {
+    const wait = Math.max(this.settleMs, this.lastReadAt + this.minReadIntervalMs - performance.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.reading = this.readAndReport().finally(() => {
+        this.reading = undefined;
+        if (this.batch.length > 0) this.schedule();
+      });
+    }, wait);
+    // A pending report must not keep a stopping server's process alive.
+    this.timer.unref();
+  }
+
+  private async readAndReport(): Promise<void> {
+    const batch = this.batch;
+    this.batch = [];
+    const reported = batch.slice(0, this.maxReportsPerRead);
+    this.skipped += batch.length - reported.length;
+    this.lastReadAt = performance.now();
+    let entries: TcpSocketEntry[];
+    try {
+      entries = await this.read();
+    } catch (error) {
+      this.options.logger.warn({ event: 'kernel-state-failed', err: error }, `could not read the kernel's TCP states: ${(error as Error).message}`);
+      return;
+    }
+    for (const conn of reported) {
+      const { state, remainingMs, explanation } = kernelStateOf(entries, conn);
+      const { closedBy, how } = conn.report();
+      conn.log.info(
+        { event: 'kernel-state', pair: conn.socketPair, closedBy, how, state, remainingMs, explanation },
+        `kernel state of connection #${conn.id} ${conn.socketPair}: ${explanation}`,
+      );
+    }
+    if (this.skipped > 0) {
+      this.options.logger.info(
+        { event: 'kernel-state-sampled', reported: reported.length, skipped: this.skipped, maxReportsPerRead: this.maxReportsPerRead, minReadIntervalMs: this.minReadIntervalMs },
+        `kernel states: sampled ${reported.length} closed connection(s) and skipped ${this.skipped}, to read /proc/net/tcp at most once per ${this.minReadIntervalMs} ms`,
+      );
+      this.skipped = 0;
+    }
+  }
+}
+
+/**
+ * Starts reporting kernel states for `server`'s closed connections, or, where the kernel's table
+ * cannot be read (not Linux), says so once at debug level and returns undefined.
+ */
+export function reportKernelStates(server: LabServer, options: CloseReporterOptions): CloseReporter | undefined {
+  if (options.read === undefined && !isTcpStateReadingSupported()) {
+    options.logger.debug({ event: 'kernel-state-unavailable' }, 'kernel TCP states are not reported: /proc/net/tcp is Linux only');
+    return undefined;
+  }
+  return new CloseReporter(server, options);
+}

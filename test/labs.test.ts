@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { platform } from 'node:os';
+import test from 'node:test';
+import { findLab, labs } from '../src/labs/index.js';
+import type { Lab, LabResult, Observation } from '../src/labs/lab.js';
+import { runLab } from '../src/labs/runner.js';
+
+const linuxOnly = platform() === 'linux' ? false : 'the labs compare with Linux /proc/net/tcp';
+
+/**
+ * What each lab must observe, by observation id: the kernel's state ('none': no socket left)
+ * or the fact the lab checks. These are the textbook's predictions, so a lab that quietly
+ * changed its prediction would fail here.
+ */
+const EXPECTED: Record<string, Record<string, string>> = {
+  'time-wait': { server: 'TIME_WAIT', client: 'none', 'server-log': 'TIME_WAIT' },
+  'client-never-closes': { 'client-exit': '0', server: 'TIME_WAIT', client: 'none' },
+  'server-never-closes': { client: 'FIN_WAIT2', server: 'CLOSE_WAIT', 'client-after-stop': 'TIME_WAIT', 'server-after-stop': 'none' },
+  'client-waits': { 'server-during-hold': 'FIN_WAIT2', 'client-during-hold': 'CLOSE_WAIT', 'server-after-hold': 'TIME_WAIT', 'client-after-hold': 'none' },
+  'server-waits': { 'client-during-delay': 'FIN_WAIT2', 'server-during-delay': 'CLOSE_WAIT', 'client-after-delay': 'TIME_WAIT', 'server-after-delay': 'none' },
+  rst: { 'client-error': 'ECONNRESET', server: 'none', client: 'none' },
+  restart: { 'time-wait-1': 'TIME_WAIT', 'time-wait-2': 'TIME_WAIT', 'time-wait-after-stop': 'TIME_WAIT', 'with-reuseaddr': 'listening', listener: 'LISTEN', 'time-wait-beside-listener': 'TIME_WAIT' },
+  'duplicate-bind': { first: 'LISTEN', 'same-address': 'EADDRINUSE', 'other-address': 'listening', 'other-listener': 'LISTEN' },
+  'socket-pair': { listener: 'LISTEN', 'server-1': 'ESTABLISHED', 'server-2': 'ESTABLISHED', difference: 'remote port' },
+  'iterative-vs-concurrent': {
+    'iterative-b-server': 'ESTABLISHED',
+    'iterative-b-unread': 'Recv-Q 2',
+    'iterative-b-served': 'after A closed',
+    'concurrent-b-served': 'while A was connected',
+  },
+  'idle-timeout': { 'silent-server': 'TIME_WAIT', 'chatty-server': 'ESTABLISHED' },
+};
+
+function observation(result: LabResult, id: string): Observation {
+  const found = result.observations.find((o) => o.id === id);
+  assert.ok(found, `${result.name}: no observation ${id}`);
+  return found;
+}
+
+test('every lab has expectations here, and the registry has no duplicate names', () => {
+  assert.deepEqual(labs.map((l) => l.name).sort(), Object.keys(EXPECTED).sort());
+  assert.equal(new Set(labs.map((l) => l.name)).size, labs.length);
+});
+
+for (const lab of labs) {
+  test(`lab ${lab.name}: the kernel agrees with the textbook`, { skip: linuxOnly }, async () => {
+    const narration: string[] = [];
+    const result = await runLab(lab, { write: (line) => narration.push(line) });
+    const disagreed = result.observations.filter((o) => !o.agreed);
+    assert.deepEqual(disagreed, [], narration.join('\n'));
+    assert.equal(result.passed, true);
+    for (const [id, expected] of Object.entries(EXPECTED[lab.name] ?? {})) {
+      assert.equal(observation(result, id).observed, expected, `${lab.name}: ${id}`);
+    }
+  });
+}
+
+test('restart: bind without SO_REUSEADDR fails with EADDRINUSE, or the step says why it was skipped', { skip: linuxOnly }, async () => {
+  const result = await runLab(findLab('restart')!, { write: () => {} });
+  const without = observation(result, 'without-reuseaddr');
+  if (without.kind === 'report') assert.match(without.observed, /^skipped/);
+  else assert.equal(without.observed, 'EADDRINUSE');
+});
+
+test('socket-pair: both client ports come from the kernel\'s ephemeral range', { skip: linuxOnly }, async () => {
+  const result = await runLab(findLab('socket-pair')!, { write: () => {} });
+  for (const id of ['ephemeral-1', 'ephemeral-2']) assert.match(observation(result, id).observed, /^inside \d+–\d+$/);
+});
+
+test('duplicate-bind: the wildcard cases are reported, never failed', { skip: linuxOnly }, async () => {
+  const result = await runLab(findLab('duplicate-bind')!, { write: () => {} });
+  for (const id of ['wildcard-after-specific', 'specific-after-wildcard']) {
+    const o = observation(result, id);
+    assert.equal(o.kind, 'report');
+    assert.ok(['listening', 'EADDRINUSE'].includes(o.observed), o.observed);
+  }
+});
+
+test('a lab whose prediction disagrees fails, and says which prediction', { skip: linuxOnly }, async () => {
+  const wrong: Lab = { name: 'wrong', summary: 'a lab that predicts badly', concept: '', run: async (ctx) => void ctx.expectFact('guess', 'a guess', 'yes', 'no') };
+  const narration: string[] = [];
+  const result = await runLab(wrong, { write: (line) => narration.push(line) });
+  assert.equal(result.passed, false);
+  assert.deepEqual(result.observations.map((o) => [o.id, o.agreed]), [['guess', false]]);
+  assert.match(narration.at(-1) ?? '', /guess/);
+});
