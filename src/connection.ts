@@ -104,12 +104,15 @@ export class Connection {
   }
 
   /**
-   * The protocol is done: close our side first (an active close) the way the server was told to.
-   * An orderly close is close(2): the kernel still delivers what we wrote, then sends FIN,
-   * and this side will pass through FIN_WAIT_2 and TIME_WAIT without us.
+   * The protocol is done: send `lastBytes`, if any, and close our side first (an active close)
+   * the way the server was told to. An orderly close is close(2): the kernel still delivers
+   * what we wrote, then sends FIN, and this side passes through FIN_WAIT_2 and TIME_WAIT
+   * without us. Writing and closing in one call puts our FIN right behind the data, as a
+   * C server's back-to-back write(2) and close(2) do.
    */
-  close(): void {
+  close(lastBytes?: Buffer | string): void {
     if (this.delayedClose !== undefined || this.state === 'closing' || this.state === 'closed') return;
+    if (lastBytes !== undefined) this.socket.write(lastBytes);
     const { mode, delayMs } = this.closePolicy;
     if (mode === 'never') {
       this.log.debug({ event: 'close-skipped' }, `connection #${this.id}: not closing (--no-close)`);
@@ -136,6 +139,7 @@ export class Connection {
   /** Closes the descriptor now, without waiting for queued data (shutdown deadline, idle timer). */
   destroy(reason: ServerCloseReason): void {
     this.noteClose('server', 'fin', reason);
+    if (this.state !== 'closed') this.setState('closing');
     this.socket.destroy();
   }
 

@@ -81,23 +81,47 @@ export class LinePreview {
   private head: Buffer[] = [];
   private headBytes = 0;
   private length = 0;
+  /** After skip(): the line in progress was not seen whole, so it is dropped up to its newline. */
+  private resyncing = false;
 
   constructor(private readonly maxBytes: number) {}
 
-  /** Feeds a chunk; calls `onLine` for every line the chunk completes. */
-  push(chunk: Buffer, onLine: (line: LoggedLine) => void): void {
+  /**
+   * Feeds a chunk; calls `onLine` for every line the chunk completes. If `onLine` calls
+   * skip(), the rest of the chunk is not examined. Returns how many bytes were examined.
+   */
+  push(chunk: Buffer, onLine: (line: LoggedLine) => void): number {
     let start = 0;
     for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
-      this.keep(chunk.subarray(start, newline));
-      onLine(this.take());
+      if (this.resyncing) {
+        this.resyncing = false; // the end of a line we only saw part of: drop it
+      } else {
+        this.keep(chunk.subarray(start, newline));
+        onLine(this.take());
+      }
       start = newline + 1;
+      if (this.resyncing) return start; // onLine said: no more lines for now
     }
-    this.keep(chunk.subarray(start));
+    if (!this.resyncing) this.keep(chunk.subarray(start));
+    return chunk.length;
+  }
+
+  /**
+   * Stop looking: the caller will not log the bytes it is getting now (its log budget is spent),
+   * so we do not even search them for newlines. Splitting, copying and escaping every 64-byte
+   * line of a flood only to throw the result away was the echo server's biggest cost.
+   * The line in progress is dropped; push() picks up again at the next whole line.
+   */
+  skip(): void {
+    this.head = [];
+    this.headBytes = 0;
+    this.length = 0;
+    this.resyncing = true;
   }
 
   /** The unterminated last line, if any (call when the stream ends). */
   flush(onLine: (line: LoggedLine) => void): void {
-    if (this.length > 0) onLine(this.take());
+    if (this.length > 0 && !this.resyncing) onLine(this.take());
   }
 
   private keep(part: Buffer): void {

@@ -1,7 +1,8 @@
 /**
  * The plugin interface. A protocol is a plain object: its name, its RFC, its well-known port,
- * the command-line options it adds, and a function that serves one connection.
- * It knows nothing about listening, limits or shutdown; the framework (server.ts) does that.
+ * the command-line options it adds, and functions that serve one TCP connection and answer
+ * one UDP datagram. It knows nothing about listening, limits, guards or shutdown; the
+ * framework (server.ts, datagram-server.ts) does that.
  */
 import type { InferredOptionTypes, Options } from 'yargs';
 import type { Connection } from './connection.js';
@@ -14,13 +15,24 @@ export interface ProtocolContext {
 /** Serves one accepted connection. Called once per connection, when it becomes active. */
 export type ConnectionHandler = (conn: Connection) => void;
 
+/** Answers one UDP datagram: the reply, or undefined to send nothing. */
+export type DatagramHandler = (request: Buffer) => Buffer | undefined;
+
+export interface ProtocolHandlers {
+  tcp: ConnectionHandler;
+  /** Absent when the protocol's RFC defines no UDP service. */
+  udp?: DatagramHandler;
+}
+
 export interface Protocol {
   /** The command name: `lab-server <name>`. */
   readonly name: string;
   readonly rfc: number;
   /** One line for `--help`. */
   readonly summary: string;
-  /** The well-known port. Below 1024 it needs root; users pass `--port`. */
+  /** The port its RFC assigns. `lab-server all --base-port B` serves it at B + this port. */
+  readonly wellKnownPort: number;
+  /** The port `lab-server <name>` listens on without --port. Below 1024 it needs root. */
   readonly defaultPort: number;
   /**
    * True when the server closes first (an active close, as daytime does). Such protocols
@@ -29,13 +41,13 @@ export interface Protocol {
   readonly closesFirst: boolean;
   /** Command-line options of this protocol only, as yargs option definitions. */
   readonly options: Readonly<Record<string, Options>>;
-  createHandler(settings: Readonly<Record<string, unknown>>, context: ProtocolContext): ConnectionHandler;
+  createHandlers(settings: Readonly<Record<string, unknown>>, context: ProtocolContext): ProtocolHandlers;
 }
 
-interface ProtocolSpec<O extends Record<string, Options>> extends Omit<Protocol, 'options' | 'createHandler'> {
+interface ProtocolSpec<O extends Record<string, Options>> extends Omit<Protocol, 'options' | 'createHandlers'> {
   readonly options: O;
   /** `settings` holds the values of `options`, typed from their definitions. */
-  createHandler(settings: InferredOptionTypes<O>, context: ProtocolContext): ConnectionHandler;
+  createHandlers(settings: InferredOptionTypes<O>, context: ProtocolContext): ProtocolHandlers;
 }
 
 /**

@@ -8,14 +8,13 @@
  *   accept() in a loop, one new socket per client            → the 'connection' event
  */
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { lookupService } from 'node:dns/promises';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy, type ConnectionState } from './connection.js';
 import type { AccessControl } from './access-control.js';
 import { formatEndpoint, formatListeningEndpoint, formatSocketPair, unmapIPv4, type Endpoint } from './endpoint.js';
-import { ExitCode, LabError } from './errors.js';
+import { describeListenError } from './listen-errors.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
 import { RateLimiter } from './rate-limit.js';
 
@@ -111,7 +110,7 @@ export class LabServer extends EventEmitter<ServerEvents> {
     this.log = options.logger;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     const now = options.now ?? (() => new Date());
-    this.handler = options.protocol.createHandler(options.settings ?? {}, { now });
+    this.handler = options.protocol.createHandlers(options.settings ?? {}, { now }).tcp;
     // allowHalfOpen: a client's FIN closes only its direction; the protocol decides when we
     // close ours. (Node's default would answer every FIN with our own at once.)
     // pauseOnConnect: read nothing until the protocol starts serving; until then, the
@@ -306,40 +305,4 @@ const REFUSAL_EXPLANATIONS: Record<RefusalReason, (limits: ConnectionLimits) => 
 
 export function createServer(options: ServerOptions): LabServer {
   return new LabServer(options);
-}
-
-/** The lowest port an ordinary user may bind (Linux lets root lower it with a sysctl). */
-function unprivilegedPortStart(): number {
-  try {
-    return Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) || 1024;
-  } catch {
-    return 1024;
-  }
-}
-
-/** Turns a bind(2)/listen(2) failure into one line that says what to do. */
-function describeListenError(error: unknown, host: string | undefined, port: number): LabError | unknown {
-  const code = (error as NodeJS.ErrnoException).code;
-  const where = host === undefined ? `port ${port}` : `${host} port ${port}`;
-  switch (code) {
-    case 'EACCES':
-      return new LabError(
-        'ERR_PRIVILEGED_PORT',
-        `cannot listen on ${where}: ports below ${unprivilegedPortStart()} need root; try --port ${port + 1300}`,
-        ExitCode.noPermission,
-      );
-    case 'EADDRINUSE':
-      return new LabError(
-        'ERR_PORT_IN_USE',
-        `cannot listen on ${where}: the address is already in use by another socket; stop that server or pick another port (--port 0 lets the kernel choose)`,
-        ExitCode.unavailable,
-      );
-    case 'EADDRNOTAVAIL':
-      return new LabError('ERR_ADDRESS_NOT_AVAILABLE', `cannot listen on ${where}: ${host} is not an address of this machine; try --host 127.0.0.1`, ExitCode.unavailable);
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new LabError('ERR_UNKNOWN_HOST', `cannot listen on ${where}: no such host; give an IP address such as 127.0.0.1 or ::1`, ExitCode.noHost);
-    default:
-      return error;
-  }
 }

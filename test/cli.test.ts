@@ -107,7 +107,7 @@ test('bad ports are refused before any socket is made (exit 64), and no socket f
 });
 
 test('an unknown protocol lists the available ones (exit 64)', async () => {
-  assertOneLineError(await run(LAB_SERVER, ['gopher']), ExitCode.usage, /^lab-server: unknown protocol "gopher": choose one of echo, daytime$/);
+  assertOneLineError(await run(LAB_SERVER, ['gopher']), ExitCode.usage, /^lab-server: unknown protocol "gopher": choose one of echo, discard, daytime, qotd, chargen, time$/);
   assertOneLineError(await run(LAB_SERVER, []), ExitCode.usage, /^lab-server: name a protocol/);
   assertOneLineError(await run(LAB_SERVER, ['echo', '--bogus']), ExitCode.usage, /^lab-server: Unknown argument: bogus/);
 });

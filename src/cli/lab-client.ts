@@ -1,29 +1,40 @@
 #!/usr/bin/env node
 /**
- * `lab-client daytime|echo [host]`: the classic clients, with their socket pair on request.
- * Output from the server goes to stdout; everything the client itself says goes to stderr.
+ * `lab-client <protocol> [host]`: the classic clients, with their socket pair on request.
+ * What the server sends goes to stdout; what the client itself says goes to stderr.
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { formatAsctime } from '../asctime.js';
+import { askOverUdp, sendDatagram } from '../clients/datagram.js';
 import { fetchDaytime } from '../clients/daytime.js';
+import { sendAll } from '../clients/discard.js';
 import { runEchoClient } from '../clients/echo.js';
+import { readFromServer } from '../clients/stream.js';
 import { formatEndpoint, formatSocketPair, type Endpoint } from '../endpoint.js';
-import { ExitCode } from '../errors.js';
-import { parsePort, secondsOption } from './arguments.js';
-import { runCli, usageFailure } from './run.js';
+import { ExitCode, LabError } from '../errors.js';
+import { findProtocol } from '../protocols/index.js';
+import { decodeTime } from '../protocols/time.js';
+import { MAX_REPLY_BYTES } from '../datagram-server.js';
+import { parsePort, positiveIntegerOption, secondsOption } from './arguments.js';
+import { lastValueWins, runCli, usageFailure } from './run.js';
 
 const PROGRAM = 'lab-client';
 const DEFAULT_TIMEOUT_SECONDS = '10';
+const DEFAULT_CHARGEN_BYTES = '1024';
 
-const EXIT_CODES_HELP = `Exit status: 0 on success; ${ExitCode.usage} bad usage; ${ExitCode.dataError} the echo differed from what was sent; ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} could not connect, or the connection failed.`;
+const EXIT_CODES_HELP = `Exit status: 0 on success; ${ExitCode.usage} bad usage; ${ExitCode.dataError} the echo differed from what was sent; ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} could not connect, no reply, or the connection failed.`;
 
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 
-function clientOptions(y: Argv, defaultPort: number) {
+/** Options every client has; the default port is the protocol's own. */
+function clientOptions(y: Argv, protocolName: string) {
+  const protocol = findProtocol(protocolName)!;
   return y
     .positional('host', { type: 'string', default: 'localhost', describe: 'Server host name or address; every address it resolves to is tried in turn' })
     .options({
-      port: { alias: 'p', type: 'string', default: String(defaultPort), coerce: parsePort, describe: 'Server port' },
+      port: { alias: 'p', type: 'string', default: String(protocol.defaultPort), coerce: parsePort, describe: 'Server port' },
+      udp: { type: 'boolean', default: false, describe: 'Ask over UDP: one datagram out, one back (if any)' },
       timeout: { type: 'string', default: DEFAULT_TIMEOUT_SECONDS, coerce: secondsOption('timeout'), describe: 'Seconds to wait for a connection or a reply' },
       verbose: { alias: 'v', type: 'boolean', default: false, describe: "Print each address tried and this client's socket pair (its ephemeral port)" },
     })
@@ -32,43 +43,82 @@ function clientOptions(y: Argv, defaultPort: number) {
 
 type ClientArguments = Awaited<ReturnType<typeof clientOptions>['argv']>;
 
-/** What --verbose adds, shared by both clients. */
-function connectReporting({ verbose }: ClientArguments) {
+/** The connection part of every TCP client's options, with what --verbose adds. */
+function connection(args: ClientArguments, protocolName: string) {
   return {
-    onAttempt: verbose ? (target: Endpoint, outcome: string) => say(`trying ${formatEndpoint(target)}: ${outcome}`) : undefined,
-    onConnected: verbose
+    host: args.host,
+    port: args.port,
+    timeoutMs: args.timeout,
+    hint: `is a ${protocolName} server running? (lab-server ${protocolName} --port ${args.port})`,
+    onAttempt: args.verbose ? (target: Endpoint, outcome: string) => say(`trying ${formatEndpoint(target)}: ${outcome}`) : undefined,
+    onConnected: args.verbose
       ? (local: Endpoint, remote: Endpoint) =>
           say(`socket pair ${formatSocketPair(local, remote)}: local ${formatEndpoint(local)} (ephemeral port ${local.port}), remote ${formatEndpoint(remote)}`)
       : undefined,
   };
 }
 
+/** One datagram out, one reply back; a clear error when none comes. */
+async function askUdp(args: ClientArguments, payload: Buffer): Promise<Buffer> {
+  const reply = await askOverUdp({ host: args.host, port: args.port, payload, timeoutMs: args.timeout });
+  if (reply === undefined) {
+    throw new LabError('ERR_NO_REPLY', `no UDP reply from ${args.host} port ${args.port} within ${args.timeout / 1000} s (no server there, or it chose not to answer)`, ExitCode.unavailable);
+  }
+  return reply;
+}
+
+/** Standard input, at most `limit` bytes (a datagram's worth). */
+async function readInput(limit: number): Promise<Buffer> {
+  if (process.stdin.isTTY) say(`Type the datagram's text, then Ctrl-D (at most ${limit} bytes are sent).`);
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).subarray(0, limit);
+}
+
 async function daytime(args: ClientArguments & { hold: number; close: boolean }): Promise<void> {
-  await fetchDaytime({
-    host: args.host,
-    port: args.port,
-    timeoutMs: args.timeout,
-    hint: `is a daytime server running? (lab-server daytime --port ${args.port})`,
-    holdMs: args.hold,
-    close: args.close,
-    onLine: (text) => process.stdout.write(text),
-    ...connectReporting(args),
-  });
+  if (args.udp) return void process.stdout.write(await askUdp(args, Buffer.alloc(0)));
+  await fetchDaytime({ ...connection(args, 'daytime'), holdMs: args.hold, close: args.close, onLine: (text) => process.stdout.write(text) });
   if (args.verbose) say(args.close ? 'closed the socket' : 'exiting without close(): the kernel closes the socket for us');
 }
 
 async function echo(args: ClientArguments): Promise<void> {
+  if (args.udp) {
+    const sent = await readInput(MAX_REPLY_BYTES);
+    const reply = await askUdp(args, sent);
+    process.stdout.write(reply);
+    if (!reply.equals(sent)) throw new LabError('ERR_ECHO_MISMATCH', `the echoed datagram differs from the one sent`, ExitCode.dataError);
+    return;
+  }
   if (process.stdin.isTTY) say('Type a line and press Enter to see it echoed; Ctrl-D sends FIN and ends.');
-  const { sentBytes, echoedBytes } = await runEchoClient({
-    host: args.host,
-    port: args.port,
-    timeoutMs: args.timeout,
-    hint: `is an echo server running? (lab-server echo --port ${args.port})`,
-    input: process.stdin,
-    output: process.stdout,
-    ...connectReporting(args),
-  });
+  const { sentBytes, echoedBytes } = await runEchoClient({ ...connection(args, 'echo'), input: process.stdin, output: process.stdout });
   if (args.verbose) say(`sent ${sentBytes} bytes, ${echoedBytes} echoed back intact; the server closed after our FIN`);
+}
+
+async function discard(args: ClientArguments): Promise<void> {
+  if (args.udp) {
+    const payload = await readInput(MAX_REPLY_BYTES);
+    await sendDatagram({ host: args.host, port: args.port, payload });
+    return say(`sent a ${payload.length}-byte datagram; discard never answers`);
+  }
+  if (process.stdin.isTTY) say('Type lines to send; Ctrl-D sends FIN and ends.');
+  const sent = await sendAll({ ...connection(args, 'discard'), input: process.stdin });
+  if (args.verbose) say(`sent ${sent} bytes; the server read them all and closed after our FIN`);
+}
+
+async function qotd(args: ClientArguments): Promise<void> {
+  process.stdout.write(args.udp ? await askUdp(args, Buffer.alloc(0)) : await readFromServer(connection(args, 'qotd')));
+}
+
+async function time(args: ClientArguments): Promise<void> {
+  const reply = args.udp ? await askUdp(args, Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'time'), maxBytes: 4 });
+  if (reply.length !== 4) throw new LabError('ERR_BAD_REPLY', `expected 4 bytes from the time server, got ${reply.length}`, ExitCode.dataError);
+  const value = reply.readUInt32BE(); // network byte order: ntohl
+  process.stdout.write(`${formatAsctime(decodeTime(value), { utc: true })} UTC (${value} seconds since 1900, bytes ${reply.toString('hex')})\n`);
+}
+
+async function chargen(args: ClientArguments & { bytes: number }): Promise<void> {
+  const limit = args.udp ? undefined : args.bytes;
+  process.stdout.write(args.udp ? await askUdp(args, Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'chargen'), maxBytes: limit }));
 }
 
 async function main(): Promise<void> {
@@ -77,22 +127,30 @@ async function main(): Promise<void> {
     .usage('$0 <protocol> [host] [options]\n\nThe classic clients: connect, talk, and show the socket pair.')
     .command(
       'daytime [host]',
-      'Print the server\'s date and time line, like the classic daytime.c (RFC 867, default port 13)',
+      "print the server's date and time line, like the classic daytime.c (RFC 867)",
       (y) =>
-        clientOptions(y, 13).options({
+        clientOptions(y, 'daytime').options({
           hold: { type: 'string', default: '0', coerce: secondsOption('hold'), describe: 'After reading, keep the socket open this many seconds, then close' },
           close: { type: 'boolean', default: true, describe: 'Call close(); --no-close exits without it, and the kernel closes the socket' },
         }),
       (args) => daytime(args),
     )
+    .command('echo [host]', 'send stdin (or typed lines) and print what comes back, checking it byte for byte (RFC 862)', (y) => clientOptions(y, 'echo'), (args) => echo(args))
+    .command('discard [host]', 'send stdin; nothing comes back (RFC 863)', (y) => clientOptions(y, 'discard'), (args) => discard(args))
+    .command('qotd [host]', 'print the quote of the day (RFC 865)', (y) => clientOptions(y, 'qotd'), (args) => qotd(args))
     .command(
-      'echo [host]',
-      'Send stdin (or typed lines) to an echo server and print what comes back, checking it byte for byte (RFC 862, default port 5000)',
-      (y) => clientOptions(y, 5000),
-      (args) => echo(args),
+      'chargen [host]',
+      'print the first bytes of the character generator (RFC 864)',
+      (y) =>
+        clientOptions(y, 'chargen').options({
+          bytes: { type: 'string', default: DEFAULT_CHARGEN_BYTES, coerce: positiveIntegerOption('bytes'), describe: 'Read this many bytes, then close (TCP)' },
+        }),
+      (args) => chargen(args),
     )
-    .demandCommand(1, 'name a protocol: daytime or echo')
+    .command('time [host]', 'print the time server\'s 32-bit value and the date it means (RFC 868)', (y) => clientOptions(y, 'time'), (args) => time(args))
+    .demandCommand(1, 'name a protocol: daytime, echo, discard, qotd, chargen or time')
     .strictCommands()
+    .middleware(lastValueWins, true)
     .fail(usageFailure(PROGRAM))
     .epilog(EXIT_CODES_HELP)
     .help()

@@ -34,3 +34,16 @@ export function usageFailure(program: string) {
     throw usageError('ERR_USAGE', `${text}${hint}`);
   };
 }
+
+/**
+ * yargs middleware: a flag given twice keeps its last value, as in most Unix tools
+ * (`--port 1 --port 2` means port 2). yargs would collect the values into an array,
+ * which only options declared as arrays (--allow, --deny) expect.
+ */
+export function lastValueWins(argv: Record<string, unknown>, parser?: { getOptions(): { array: string[] } }): void {
+  // yargs passes itself as the second argument (its published types omit it).
+  const arrays = new Set(parser?.getOptions().array);
+  for (const [key, value] of Object.entries(argv)) {
+    if (key !== '_' && Array.isArray(value) && !arrays.has(key)) argv[key] = value.at(-1);
+  }
+}

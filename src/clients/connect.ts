@@ -32,6 +32,7 @@ export async function resolveAll(host: string): Promise<string[]> {
 
 export async function connectToFirst({ host, port, timeoutMs, onAttempt, hint }: ConnectOptions): Promise<net.Socket> {
   const failures: string[] = [];
+  let refused = false;
   for (const address of await resolveAll(host)) {
     const target = { address, port };
     try {
@@ -39,12 +40,13 @@ export async function connectToFirst({ host, port, timeoutMs, onAttempt, hint }:
       onAttempt?.(target, 'connected');
       return socket;
     } catch (error) {
+      refused ||= (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
       const reason = describeConnectError(error as NodeJS.ErrnoException, timeoutMs);
       onAttempt?.(target, reason);
       failures.push(`${formatEndpoint(target)} ${reason}`);
     }
   }
-  throw new LabError('ERR_CONNECT_FAILED', `cannot connect to ${host} port ${port}: ${failures.join('; ')}${hint ? `; ${hint}` : ''}`, ExitCode.unavailable);
+  throw new LabError('ERR_CONNECT_FAILED', `cannot connect to ${host} port ${port}: ${failures.join('; ')}${hint && refused ? `; ${hint}` : ''}`, ExitCode.unavailable);
 }
 
 /** One connect(2): resolves once the three-way handshake is done. */
@@ -71,6 +73,8 @@ function describeConnectError(error: NodeJS.ErrnoException, timeoutMs: number): 
   switch (error.code) {
     case 'ECONNREFUSED':
       return 'refused (nothing is listening there: the kernel answered the SYN with RST)';
+    case 'ECONNRESET':
+      return 'reset by the server right after the handshake (it refused us: --deny, --allow or a connection limit?)';
     case 'ETIMEDOUT':
       return `timed out after ${timeoutMs / 1000} s (no answer to the SYN)`;
     case 'EHOSTUNREACH':

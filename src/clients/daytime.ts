@@ -4,6 +4,7 @@
  * `holdMs` and `close: false` reproduce the textbook's "client waits" and
  * "client never closes" experiments.
  */
+import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
@@ -31,6 +32,7 @@ export async function fetchDaytime(options: DaytimeClientOptions): Promise<Dayti
     { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
   );
   options.onLine(await readLine(socket, options.timeoutMs));
+  await serverFinOrGrace(socket);
   if (options.holdMs > 0) await pause(options.holdMs);
   if (options.close) {
     // close(2): our FIN goes out and the descriptor is released. The server's FIN has
@@ -39,6 +41,24 @@ export async function fetchDaytime(options: DaytimeClientOptions): Promise<Dayti
     socket.destroy();
   }
   return { socket };
+}
+
+/**
+ * A daytime server writes its line and closes at once, so its FIN follows the line within
+ * moments; but a client that closes in those moments would close first. Like the textbook's
+ * C client, whose close(2) comes a little after its read, we give the FIN a short grace.
+ * A server that does not close (--no-close, --close-delay) leaves us closing first.
+ */
+const SERVER_FIN_GRACE_MS = 200;
+
+async function serverFinOrGrace(socket: Socket): Promise<void> {
+  if (socket.readableEnded) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    once(socket, 'end').catch(() => {}),
+    new Promise((resolve) => (timer = setTimeout(resolve, SERVER_FIN_GRACE_MS))),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Reads until the first newline or EOF: one line, as the classic client's read() loop. */

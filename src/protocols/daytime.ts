@@ -12,19 +12,27 @@ export const daytime = defineProtocol({
   name: 'daytime',
   rfc: 867,
   summary: 'writes the date and time as one line, then closes first (active close)',
+  wellKnownPort: 13,
   defaultPort: 13,
   closesFirst: true,
   options: {
     utc: { type: 'boolean', default: false, describe: 'Send UTC instead of local time (local time follows TZ)' },
     crlf: { type: 'boolean', default: false, describe: 'End the line with CRLF, as BSD inetd does, instead of LF' },
   },
-  createHandler: ({ utc, crlf }, { now }) => (conn) => {
-    // RFC 867: "any data received is thrown away". Reading it matters: closing a socket
-    // with unread data in its receive buffer makes the kernel send RST instead of FIN.
-    conn.socket.resume();
-    const line = formatAsctime(now(), { utc });
-    conn.socket.write(line + (crlf ? '\r\n' : '\n'));
-    conn.log.info({ event: 'sent', text: line }, `sent: ${line}`);
-    conn.close();
+  createHandlers: ({ utc, crlf }, { now }) => {
+    const daytimeLine = (): string => formatAsctime(now(), { utc });
+    const ending = crlf ? '\r\n' : '\n';
+    return {
+      tcp: (conn) => {
+        // RFC 867: "any data received is thrown away". Reading it matters: closing a socket
+        // with unread data in its receive buffer makes the kernel send RST instead of FIN.
+        conn.socket.resume();
+        const line = daytimeLine();
+        conn.close(line + ending);
+        conn.log.info({ event: 'sent', text: line }, `sent: ${line}`);
+      },
+      // Over UDP, any datagram asks for the time; the reply is one datagram.
+      udp: () => Buffer.from(daytimeLine() + ending),
+    };
   },
 });

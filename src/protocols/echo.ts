@@ -12,6 +12,7 @@
  *   we finish sending and close our side: the client, which closed first, gets TIME_WAIT.
  */
 import { LinePreview, type LoggedLine } from '../log-safety.js';
+import type { Connection } from '../connection.js';
 import { defineProtocol } from '../protocol.js';
 import { RateLimiter } from '../rate-limit.js';
 
@@ -25,36 +26,59 @@ export const echo = defineProtocol({
   name: 'echo',
   rfc: 862,
   summary: 'sends back every byte it receives; closes only after the client does',
+  wellKnownPort: 7,
   defaultPort: 5000,
   closesFirst: false,
   options: {},
-  createHandler: () => (conn) => {
-    const { socket } = conn;
-    const logsMessages = conn.log.isLevelEnabled('info');
-    const lines = new LinePreview(MESSAGE_PREVIEW_BYTES);
-    const messageLogBudget = new RateLimiter(MESSAGE_LOGS_PER_SECOND, MESSAGE_LOG_BURST);
-
-    // Like the tutorial's Perl server, which prints "message: ..." for each line it reads.
-    const logMessage = ({ text, length, truncated }: LoggedLine): void => {
-      const skipped = messageLogBudget.take();
-      if (skipped === undefined) return;
-      conn.log.info(
-        { event: 'message', text, length, truncated, ...(skipped > 0 && { skipped }) },
-        `message: ${text}${truncated ? ` … (${length} bytes)` : ''}${skipped > 0 ? ` (${skipped} earlier messages not logged)` : ''}`,
-      );
-    };
-
-    socket.on('data', (chunk: Buffer) => {
-      if (logsMessages) lines.push(chunk, logMessage);
-      // write() queues the chunk either way; false means the queue is past its high-water mark.
-      if (!socket.write(chunk)) socket.pause();
-    });
-    socket.on('drain', () => socket.resume());
-
-    // The client's FIN. end() sends ours after everything still queued: the passive close.
-    socket.on('end', () => {
-      if (logsMessages) lines.flush(logMessage);
-      socket.end();
-    });
-  },
+  // Over UDP, the reply to a datagram is the datagram itself.
+  createHandlers: () => ({ tcp: serveEcho, udp: (request) => request }),
 });
+
+function serveEcho(conn: Connection): void {
+  const { socket } = conn;
+  const logsMessages = conn.log.isLevelEnabled('info');
+  const lines = new LinePreview(MESSAGE_PREVIEW_BYTES);
+  const messageLogBudget = new RateLimiter(MESSAGE_LOGS_PER_SECOND, MESSAGE_LOG_BURST);
+  // Decide before doing the work: once the budget is spent, the next token is 1/20 s away, and
+  // until then we pass chunks through without looking for lines in them (LinePreview#skip).
+  // Those bytes are counted, not examined, and the next logged message says how many there were.
+  let quietUntil = 0;
+  let unexaminedBytes = 0;
+
+  // Like the tutorial's Perl server, which prints "message: ..." for each line it reads.
+  const logMessage = ({ text, length, truncated }: LoggedLine): void => {
+    const skipped = messageLogBudget.take();
+    if (skipped === undefined) {
+      quietUntil = Date.now() + 1000 / MESSAGE_LOGS_PER_SECOND;
+      lines.skip();
+      return;
+    }
+    const unlogged = unexaminedBytes;
+    unexaminedBytes = 0;
+    conn.log.info(
+      { event: 'message', text, length, truncated, ...(skipped > 0 && { skipped }), ...(unlogged > 0 && { unexaminedBytes: unlogged }) },
+      `message: ${text}${truncated ? ` … (${length} bytes)` : ''}${skipped > 0 ? ` (${skipped} earlier messages not logged)` : ''}` +
+        `${unlogged > 0 ? ` (${unlogged} earlier bytes not logged)` : ''}`,
+    );
+  };
+
+  socket.on('data', (chunk: Buffer) => {
+    if (logsMessages) {
+      if (Date.now() < quietUntil) {
+        lines.skip();
+        unexaminedBytes += chunk.length;
+      } else {
+        unexaminedBytes += chunk.length - lines.push(chunk, logMessage);
+      }
+    }
+    // write() queues the chunk either way; false means the queue is past its high-water mark.
+    if (!socket.write(chunk)) socket.pause();
+  });
+  socket.on('drain', () => socket.resume());
+
+  // The client's FIN. end() sends ours after everything still queued: the passive close.
+  socket.on('end', () => {
+    if (logsMessages) lines.flush(logMessage);
+    socket.end();
+  });
+}

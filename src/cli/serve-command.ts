@@ -1,0 +1,221 @@
+/**
+ * `lab-server <protocol>` and `lab-server all`: serve protocols until Ctrl-C.
+ * Flags become framework options here; signals become a graceful shutdown.
+ */
+import { constants } from 'node:os';
+import type { Argv } from 'yargs';
+import type { Logger } from 'pino';
+import { AccessControl } from '../access-control.js';
+import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../datagram-server.js';
+import { usageError } from '../errors.js';
+import type { Protocol } from '../protocol.js';
+import { protocols } from '../protocols/index.js';
+import { createServer, DEFAULT_LIMITS, type ServerOptions } from '../server.js';
+import { reportKernelStates } from '../tcp-states/close-reporter.js';
+import { parseCloseMode, parsePort, positiveIntegerOption, secondsOption, subnetsOption } from './arguments.js';
+import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS } from './logger.js';
+
+const DEFAULT_SHUTDOWN_SECONDS = '5';
+const DEFAULT_BASE_PORT = '10000';
+const HIGHEST_PORT = 65535;
+
+/** Options every server has, whatever it serves. */
+function commonOptions(y: Argv) {
+  return y
+    .options({
+      host: { type: 'string', describe: 'Local address to bind [default: :: (IPv6 and IPv4), or 0.0.0.0 without IPv6]' },
+      udp: { type: 'boolean', describe: 'Also serve UDP, on the same port number (off by default: see the reflection guards in the docs)' },
+      'udp-only': { type: 'boolean', describe: 'Serve UDP only' },
+      'udp-burst': {
+        type: 'string', default: String(DEFAULT_DATAGRAM_BUDGET.burst), coerce: positiveIntegerOption('udp-burst'),
+        describe: 'UDP: replies to one peer address in a burst, before going quiet',
+      },
+      'udp-rate': {
+        type: 'string', default: String(DEFAULT_DATAGRAM_BUDGET.perSecond), coerce: positiveIntegerOption('udp-rate'),
+        describe: 'UDP: replies per second to one peer address after the burst',
+      },
+      'log-format': { choices: LOG_FORMATS, default: defaultLogFormat(), defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
+      'log-level': { choices: LOG_LEVELS, default: 'info' as const, describe: 'Least severe log level shown (debug shows each connection state change)' },
+      'kernel-states': {
+        type: 'boolean', default: true,
+        describe: "After each close, log the kernel's TCP state for the socket pair (TIME_WAIT or nothing), read from /proc/net/tcp (Linux); --no-kernel-states turns it off",
+      },
+      resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
+      iterative: { type: 'boolean', default: false, describe: "Serve one connection at a time, like the tutorial's Perl server; later clients connect but wait" },
+      'max-connections': {
+        type: 'string', default: String(DEFAULT_LIMITS.maxConnections), coerce: positiveIntegerOption('max-connections'),
+        describe: 'Refuse (with RST) connections beyond this many at once',
+      },
+      'max-per-source': {
+        type: 'string', default: String(DEFAULT_LIMITS.maxPerSource), coerce: positiveIntegerOption('max-per-source'),
+        describe: 'Refuse connections beyond this many from one IP address; others are unaffected',
+      },
+      allow: { type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
+      deny: { type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
+      'idle-timeout': { type: 'string', default: '0', coerce: secondsOption('idle-timeout'), describe: 'Close a connection after this many seconds without data; 0 never does' },
+      'shutdown-timeout': {
+        type: 'string', default: DEFAULT_SHUTDOWN_SECONDS, coerce: secondsOption('shutdown-timeout'),
+        describe: 'On Ctrl-C or SIGTERM, give open connections this many seconds to finish, then close them',
+      },
+    })
+    .conflicts('udp', 'udp-only')
+    .strict();
+}
+
+/** The close-behaviour switches, for protocols that close first. */
+function closeOptions<T>(y: Argv<T>) {
+  return y.options({
+    close: {
+      type: 'string', default: 'fin', coerce: parseCloseMode,
+      describe: 'How to close: fin (orderly; this side enters TIME_WAIT) or rst (abortive, SO_LINGER 0; no TIME_WAIT). --no-close never closes',
+    },
+    'close-delay': { type: 'string', default: '0', coerce: secondsOption('close-delay'), describe: 'Wait this many seconds after sending, then close' },
+  });
+}
+
+type CommonArguments = Awaited<ReturnType<typeof commonOptions>['argv']> & Partial<Awaited<ReturnType<typeof closeOptions>['argv']>>;
+
+/** One protocol on one port, with its own option values. */
+interface Service {
+  protocol: Protocol;
+  port: number;
+  settings: Readonly<Record<string, unknown>>;
+}
+
+/** `lab-server <protocol>`: the protocol's own options, then the common ones. */
+export function protocolCommand(protocol: Protocol) {
+  return {
+    command: protocol.name,
+    describe: `${protocol.summary} (RFC ${protocol.rfc}, default port ${protocol.defaultPort})`,
+    builder: (y: Argv) => {
+      const withPort = commonOptions(y.options(protocol.options)).options({
+        port: {
+          alias: 'p', type: 'string', default: String(protocol.defaultPort), coerce: parsePort,
+          describe: 'Port to listen on; 0 lets the kernel pick a free one (its number is logged)',
+        },
+      });
+      return protocol.closesFirst ? closeOptions(withPort) : withPort;
+    },
+    handler: (args: CommonArguments & { port: number }) => serve([{ protocol, port: args.port, settings: args }], args),
+  };
+}
+
+/** `lab-server all`: every protocol at once, each at base port + its well-known port. */
+export const allCommand = {
+  command: 'all',
+  describe: `every protocol at once, each at --base-port + its well-known port (${protocols.map((p) => `${p.name} ${p.wellKnownPort}`).join(', ')})`,
+  builder: (y: Argv) =>
+    commonOptions(y).options({
+      'base-port': { type: 'string', default: DEFAULT_BASE_PORT, coerce: parsePort, describe: 'Add each well-known port to this one: 10000 puts echo on 10007' },
+    }),
+  handler: (args: CommonArguments & { basePort: number }) => {
+    const highest = Math.max(...protocols.map((p) => p.wellKnownPort));
+    if (args.basePort === 0 || args.basePort + highest > HIGHEST_PORT) {
+      throw usageError('ERR_INVALID_PORT', `invalid --base-port ${args.basePort}: give 1 to ${HIGHEST_PORT - highest}, so that every service gets a port`);
+    }
+    const services = protocols.map((protocol) => ({ protocol, port: args.basePort + protocol.wellKnownPort, settings: defaultSettings(protocol) }));
+    return serve(services, args);
+  },
+};
+
+/** A protocol's option values when nobody set them: each option's default. */
+function defaultSettings(protocol: Protocol): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(protocol.options).map(([name, option]) => [name, option.default]));
+}
+
+interface RunningService {
+  close(deadlineMs: number): Promise<void>;
+}
+
+/** Starts every service, waits for a signal, and shuts them all down. */
+async function serve(services: Service[], args: CommonArguments): Promise<void> {
+  const logger = createLogger(args.logFormat, args.logLevel);
+  // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
+  const stopRequested = shutdownSignal(logger);
+  const ownPorts = new Set<number>();
+  const running: RunningService[] = [];
+  try {
+    for (const service of services) {
+      if (!args.udpOnly) running.push(await startTcp(service, args, logger, ownPorts));
+      if (args.udp || args.udpOnly) running.push(await startUdp(service, args, logger, ownPorts));
+    }
+  } catch (error) {
+    await Promise.all(running.map((service) => service.close(0)));
+    throw error;
+  }
+  const deadlineMs = args.shutdownTimeout;
+  await stopRequested;
+  await Promise.all(running.map((service) => service.close(deadlineMs)));
+}
+
+async function startTcp(service: Service, args: CommonArguments, logger: Logger, ownPorts: Set<number>): Promise<RunningService> {
+  const options: ServerOptions = {
+    protocol: service.protocol,
+    settings: service.settings,
+    host: args.host,
+    port: service.port,
+    logger,
+    resolvePeerNames: args.resolve,
+    idleTimeoutMs: args.idleTimeout,
+    iterative: args.iterative,
+    limits: { maxConnections: args.maxConnections, maxPerSource: args.maxPerSource },
+    closePolicy: { mode: args.close ?? 'fin', delayMs: args.closeDelay ?? 0 },
+  };
+  if (args.allow.length + args.deny.length > 0) options.access = new AccessControl(args.allow, args.deny);
+  const server = createServer(options);
+  // Subscribed from outside: the server knows nothing of /proc; the reporter watches its events.
+  const reporter = args.kernelStates ? reportKernelStates(server, { logger }) : undefined;
+  const { port } = await server.listen();
+  ownPorts.add(port);
+  // With --udp and --port 0, UDP takes the port number the kernel gave TCP.
+  service.port = port;
+  return {
+    async close(deadlineMs) {
+      const summary = await server.close(deadlineMs);
+      await reporter?.stop();
+      logger.info(
+        { event: 'summary', ...summary },
+        `${summary.protocol}: served ${summary.connections} connection(s): ${summary.bytesIn} bytes in, ${summary.bytesOut} bytes out` +
+          (summary.forced > 0 ? `; ${summary.forced} closed at the shutdown deadline` : ''),
+      );
+    },
+  };
+}
+
+async function startUdp(service: Service, args: CommonArguments, logger: Logger, ownPorts: Set<number>): Promise<RunningService> {
+  const { protocol } = service;
+  const server = new DatagramServer({
+    protocol,
+    settings: service.settings,
+    host: args.host,
+    port: service.port,
+    logger,
+    ownPorts,
+    budget: { burst: args.udpBurst, perSecond: args.udpRate },
+  });
+  ownPorts.add((await server.listen()).port);
+  return {
+    async close() {
+      const summary = await server.close();
+      logger.info(
+        { event: 'summary', protocol: protocol.name, transport: 'udp', ...summary },
+        `${protocol.name}/udp: ${summary.received} datagram(s) received, ${summary.answered} answered, ${summary.dropped} dropped`,
+      );
+    },
+  };
+}
+
+/** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
+async function shutdownSignal(logger: Logger): Promise<void> {
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  const forceExit = (again: NodeJS.Signals): never => {
+    logger.warn({ event: 'forced-exit', signal: again }, `${again} again: exiting now`);
+    process.exit(128 + constants.signals[again]);
+  };
+  process.once('SIGINT', forceExit);
+  process.once('SIGTERM', forceExit);
+  logger.info({ event: 'shutdown', signal }, `${signal}: no longer accepting connections (press Ctrl-C again to exit now)`);
+}

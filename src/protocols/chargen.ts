@@ -1,0 +1,61 @@
+/**
+ * RFC 864 Character Generator: send characters until the client goes away; input is discarded.
+ *
+ * The stream is the RFC's "rotating" pattern: the 95 printable ASCII characters (space to `~`)
+ * as a ring, 72 characters a line, then CRLF; each line starts one character later than the
+ * one before, so the pattern repeats every 95 lines.
+ *
+ * What it teaches: backpressure from the sending side. chargen could produce data forever;
+ * it writes only while write() says the socket can take more, and waits for 'drain'.
+ * A client that stops reading stops the stream, and server memory stays flat.
+ */
+import { defineProtocol } from '../protocol.js';
+
+const FIRST_PRINTABLE = 0x20;
+const PRINTABLE_COUNT = 95; // 0x20 (space) to 0x7e (~)
+const LINE_LENGTH = 72;
+/** The largest UDP reply (RFC 864 says "a random number between 0 and 512"). */
+const MAX_UDP_CHARACTERS = 512;
+
+/** Line `n` of the pattern, with its CRLF. */
+export function chargenLine(n: number): string {
+  let line = '';
+  for (let i = 0; i < LINE_LENGTH; i++) line += String.fromCharCode(FIRST_PRINTABLE + ((n + i) % PRINTABLE_COUNT));
+  return `${line}\r\n`;
+}
+
+/** One full cycle of 95 lines, built once: the TCP stream is this block, over and over. */
+const CYCLE = Buffer.from(Array.from({ length: PRINTABLE_COUNT }, (_, n) => chargenLine(n)).join(''), 'latin1');
+
+export const chargen = defineProtocol({
+  name: 'chargen',
+  rfc: 864,
+  summary: 'sends a rotating pattern of printable characters until the client closes',
+  wellKnownPort: 19,
+  defaultPort: 19,
+  closesFirst: false,
+  options: {},
+  createHandlers: () => ({
+    tcp: ({ socket }) => {
+      socket.resume(); // input is discarded
+      let sending = true;
+      const send = (): void => {
+        // Write until the send queue is full; 'drain' calls us again when there is room.
+        while (sending && socket.write(CYCLE));
+      };
+      socket.on('drain', send);
+      // The client's FIN: stop generating and close our side too (passive close).
+      socket.on('end', () => {
+        sending = false;
+        socket.end();
+      });
+      socket.on('close', () => (sending = false));
+      send();
+    },
+    // Over UDP, each datagram is answered with 0 to 512 characters of the pattern.
+    udp: () => {
+      const length = Math.floor(Math.random() * (MAX_UDP_CHARACTERS + 1));
+      return CYCLE.subarray(0, length);
+    },
+  }),
+});

@@ -1,0 +1,71 @@
+/**
+ * RFC 865 Quote of the Day: send one short message, then close. Over UDP, any datagram
+ * is answered with one quote. The RFC asks for fewer than 512 characters, printable ASCII,
+ * space, CR and LF only; `--quotes FILE` is checked against that when the server starts.
+ *
+ * What it teaches: like daytime, an active close: the server's side enters TIME_WAIT.
+ */
+import { readFileSync } from 'node:fs';
+import { usageError } from '../errors.js';
+import { defineProtocol } from '../protocol.js';
+
+/** RFC 865: "the message should be limited to the ASCII printing characters, space, carriage return, and line feed". */
+const ALLOWED_QUOTE = /^[\x20-\x7e\r\n]+$/;
+export const MAX_QUOTE_LENGTH = 511;
+
+const BUILT_IN_QUOTES = [
+  'The Internet is a network of networks. -- paraphrasing RFC 1122',
+  'Be conservative in what you do, be liberal in what you accept from others. -- RFC 761',
+  'A TCP connection is identified by a pair of sockets. -- RFC 793',
+  'The side that closes first waits in TIME_WAIT. -- W. Richard Stevens, in spirit',
+  'There is no such thing as a TCP message: only a stream of bytes.',
+];
+
+/**
+ * Quotes from a file: separated by lines holding only `%` (the fortune(6) format) or by blank lines.
+ * Each must fit the RFC's rules; a bad file is a usage error before the server starts.
+ */
+export function loadQuotes(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'latin1');
+  } catch (error) {
+    throw usageError('ERR_QUOTES_FILE', `cannot read --quotes ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code}`);
+  }
+  const quotes = text
+    .replace(/\r\n/g, '\n')
+    .split(/\n%\n|\n\s*\n/)
+    .map((quote) => quote.trim())
+    .filter((quote) => quote !== '' && quote !== '%');
+  if (quotes.length === 0) throw usageError('ERR_QUOTES_FILE', `--quotes ${JSON.stringify(path)} holds no quotes`);
+  quotes.forEach((quote, i) => {
+    if (quote.length + 2 > MAX_QUOTE_LENGTH || !ALLOWED_QUOTE.test(quote)) {
+      throw usageError('ERR_QUOTES_FILE', `quote ${i + 1} in ${path} breaks RFC 865: keep it under 512 characters of printable ASCII`);
+    }
+  });
+  return quotes;
+}
+
+export const qotd = defineProtocol({
+  name: 'qotd',
+  rfc: 865,
+  summary: 'sends one short quote, then closes first (active close)',
+  wellKnownPort: 17,
+  defaultPort: 17,
+  closesFirst: true,
+  options: {
+    quotes: { type: 'string', describe: 'A file of quotes, separated by % lines or blank lines [default: a small built-in set]' },
+  },
+  createHandlers: ({ quotes: path }) => {
+    const quotes = path === undefined ? BUILT_IN_QUOTES : loadQuotes(path);
+    let next = 0;
+    const nextQuote = (): Buffer => Buffer.from(`${quotes[next++ % quotes.length]}\r\n`, 'latin1');
+    return {
+      tcp: (conn) => {
+        conn.socket.resume(); // input is ignored
+        conn.close(nextQuote());
+      },
+      udp: nextQuote,
+    };
+  },
+});

@@ -1,0 +1,152 @@
+/** UDP: one datagram in, one out, and the guards against loops, reflection and amplification. */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import { DatagramServer, MAX_REPLY_BYTES, type DatagramServerOptions } from '../src/datagram-server.js';
+import type { Protocol } from '../src/protocol.js';
+import { chargen } from '../src/protocols/chargen.js';
+import { daytime } from '../src/protocols/daytime.js';
+import { discard } from '../src/protocols/discard.js';
+import { echo } from '../src/protocols/echo.js';
+import { qotd } from '../src/protocols/qotd.js';
+import { time } from '../src/protocols/time.js';
+import { captureLog } from './helpers/capture-log.js';
+import { waitFor } from './helpers/servers.js';
+
+const NO_REPLY_WAIT_MS = 300;
+
+async function startUdp(protocol: Protocol, options: Partial<DatagramServerOptions> = {}) {
+  const log = captureLog();
+  const server = new DatagramServer({ protocol, host: '127.0.0.1', port: 0, logger: log.logger, ownPorts: new Set(), ...options });
+  const { port } = await server.listen();
+  return { server, port, log };
+}
+
+/** A client socket on an ephemeral port (or a given one); ask() sends and awaits a reply or its absence. */
+async function udpClient(localPort = 0, localAddress = '127.0.0.1') {
+  const socket = dgram.createSocket('udp4');
+  socket.bind(localPort, localAddress);
+  await once(socket, 'listening');
+  const ask = (port: number, payload: Buffer | string): Promise<Buffer | undefined> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        socket.off('message', onMessage);
+        resolve(undefined);
+      }, NO_REPLY_WAIT_MS * 5);
+      const onMessage = (reply: Buffer): void => {
+        clearTimeout(timer);
+        resolve(reply);
+      };
+      socket.once('message', onMessage);
+      socket.send(payload, port, '127.0.0.1');
+    });
+  return { socket, ask, port: socket.address().port };
+}
+
+test('each protocol answers a datagram with one datagram of its kind (discard with none)', async (t) => {
+  const now = () => new Date('2026-11-01T09:05:03Z');
+  const client = await udpClient();
+  t.after(() => client.socket.close());
+  const servers = await Promise.all([echo, daytime, qotd, time, chargen].map((p) => startUdp(p, { now, settings: { utc: true, crlf: false } })));
+  t.after(() => Promise.all(servers.map(({ server }) => server.close())));
+  const replies: (Buffer | undefined)[] = [];
+  for (const [i, { port }] of servers.entries()) replies.push(await client.ask(port, i === 0 ? 'ping' : '')); // one at a time: one client socket
+  const [echoed, line, quote, seconds, characters] = replies;
+  assert.equal(echoed?.toString(), 'ping');
+  assert.equal(line?.toString(), 'Sun Nov  1 09:05:03 2026\n');
+  assert.match(quote!.toString('latin1'), /^[\x20-\x7e\r\n]{1,511}$/);
+  assert.equal(seconds?.readUInt32BE(), Date.UTC(2026, 10, 1, 9, 5, 3) / 1000 + 2_208_988_800);
+  assert.ok(characters!.length <= 512);
+  assert.match(characters!.toString('latin1'), /^[\x20-\x7e\r\n]*$/, 'printable characters and CRLF only');
+});
+
+test('discard never answers', async (t) => {
+  const { server, port } = await startUdp(discard);
+  const client = await udpClient();
+  t.after(() => Promise.all([server.close(), client.socket.close()]));
+  assert.equal(await client.ask(port, 'anyone?'), undefined);
+  assert.deepEqual(server.summary(), { received: 1, answered: 0, dropped: 0 });
+});
+
+test('no reply larger than 512 bytes: an oversized echo is dropped, not sent', async (t) => {
+  const { server, port, log } = await startUdp(echo);
+  const client = await udpClient();
+  t.after(() => Promise.all([server.close(), client.socket.close()]));
+  assert.equal(await client.ask(port, Buffer.alloc(MAX_REPLY_BYTES + 1)), undefined);
+  assert.equal((await client.ask(port, Buffer.alloc(MAX_REPLY_BYTES)))?.length, MAX_REPLY_BYTES);
+  assert.equal(log.events('udp-dropped')[0]?.reason, 'oversized-reply');
+});
+
+test("a datagram from one of this process's own service ports is not answered (a loop)", async (t) => {
+  const sibling = await udpClient(); // stands for another service of this same process
+  const { server, port, log } = await startUdp(echo, { ownPorts: new Set([sibling.port]) });
+  const stranger = await udpClient();
+  t.after(() => Promise.all([server.close(), sibling.socket.close(), stranger.socket.close()]));
+  assert.equal(await sibling.ask(port, 'loop?'), undefined);
+  assert.equal((await stranger.ask(port, 'hello'))?.toString(), 'hello');
+  assert.equal(log.events('udp-dropped')[0]?.reason, 'own-port');
+});
+
+const isRoot = process.getuid?.() === 0;
+
+test('a datagram from a port below 1024 (say chargen, 19) is not answered', { skip: !isRoot && 'binding port 19 needs root' }, async (t) => {
+  const { server, port, log } = await startUdp(echo);
+  const privileged = await udpClient(19);
+  t.after(() => Promise.all([server.close(), privileged.socket.close()]));
+  assert.equal(await privileged.ask(port, 'storm?'), undefined);
+  assert.equal(log.events('udp-dropped')[0]?.reason, 'privileged-source-port');
+});
+
+test('each peer gets a small budget, then silence; another peer is unaffected', async (t) => {
+  const { server, port } = await startUdp(echo, { budget: { burst: 5, perSecond: 1 } });
+  const noisy = await udpClient();
+  const other = await udpClient(0, '127.0.0.2');
+  t.after(() => Promise.all([server.close(), noisy.socket.close(), other.socket.close()]));
+  for (let i = 0; i < 30; i++) noisy.socket.send(`${i}`, port, '127.0.0.1');
+  await waitFor('30 datagrams to arrive', () => (server.summary().received >= 30 ? true : undefined));
+  const { answered, dropped } = server.summary();
+  assert.ok(answered >= 5 && answered <= 7, `answered ${answered}: the burst, and at most a refill or two`);
+  assert.equal(dropped, 30 - answered);
+  assert.equal((await other.ask(port, 'me?'))?.toString(), 'me?');
+});
+
+const python = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import socket'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+test('two echo servers and one spoofed datagram between them: the exchange dies out by itself', { skip: (!isRoot || !python) && 'needs root and python3 for a raw socket' }, async (t) => {
+  // Two separate servers, each knowing only its own port, as two processes would.
+  const a = await startUdp(echo);
+  const b = await startUdp(echo);
+  t.after(() => Promise.all([a.server.close(), b.server.close()]));
+  // Forge one datagram "from" B's port to A, with a raw socket (IP_HDRINCL), as an attacker would.
+  const forge = `
+import socket, struct
+src, dst = ${b.port}, ${a.port}
+payload = b'trigger'
+udp = struct.pack('!HHHH', src, dst, 8 + len(payload), 0) + payload
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, socket.IPPROTO_UDP, 0, socket.inet_aton('127.0.0.1'), socket.inet_aton('127.0.0.1'))
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(ip + udp, ('127.0.0.1', 0))
+`;
+  execFileSync('python3', ['-c', forge]);
+  // Wait until the ping-pong has stopped: no datagram for a while on either side.
+  let last = -1;
+  let quiet = 0;
+  const total = await waitFor('the exchange to stop', () => {
+    const now = a.server.summary().received + b.server.summary().received;
+    quiet = now === last ? quiet + 1 : 0;
+    last = now;
+    return quiet >= 10 && now > 0 ? now : undefined;
+  }, 10_000, 30);
+  const answered = a.server.summary().answered + b.server.summary().answered;
+  assert.ok(total >= 2, `the loop did start (${total} datagrams)`);
+  assert.ok(answered <= 2 * 10 + 2, `${answered} replies in all: each side's burst (10), then silence`);
+});
