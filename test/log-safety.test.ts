@@ -65,3 +65,14 @@ test('LinePreview keeps only the start of a 100 MiB line, and counts the rest', 
   preview.flush((line) => lines.push(line));
   assert.deepEqual(lines, [{ text: 'a'.repeat(16), length: 100 * 1024 * 1024, truncated: true }]);
 });
+
+test('LinePreview.skip drops the line in progress and resumes at the next whole line', () => {
+  const preview = new LinePreview(80);
+  const lines: LoggedLine[] = [];
+  preview.push(Buffer.from('first\nsecond half-'), (line) => lines.push(line));
+  preview.skip(); // the logger's budget is spent: stop looking
+  const examined = preview.push(Buffer.from('seen later\nthird\n'), (line) => lines.push(line));
+  assert.equal(examined, 'seen later\nthird\n'.length);
+  preview.flush((line) => lines.push(line));
+  assert.deepEqual(lines.map((line) => line.text), ['first', 'third'], 'the partly seen line is never logged as if whole');
+});

@@ -9,8 +9,10 @@
  * Keeping it cheap: every read of /proc/net/tcp makes the kernel print its *whole* socket table,
  * so its cost grows with every socket on the machine, not just ours. So reads are batched (one
  * read serves every connection that closed while we waited), spaced (at most one read per
- * MIN_READ_INTERVAL_MS), and sampled (at most MAX_REPORTS_PER_READ connections per read; the
- * rest are counted and the log says how many were skipped). Under load the server never waits
+ * MIN_READ_INTERVAL_MS, and more widely when a read is slow: with tens of thousands of
+ * TIME_WAIT sockets one read takes ~100 ms, so we wait READ_COST_MULTIPLE times that), and
+ * sampled (at most MAX_REPORTS_PER_READ connections per read; the rest are counted and the
+ * log says how many were skipped). Under load the server never waits
  * on this: the reads run beside it, never in its path.
  */
 import type { Logger } from 'pino';
@@ -24,6 +26,8 @@ import { formatRemaining } from './table.js';
 const SETTLE_MS = 50;
 /** At most one read of the kernel's table per this many ms, however fast connections close. */
 const MIN_READ_INTERVAL_MS = 200;
+/** Wait at least this many times the last read's duration: reading takes at most ~5% of the time. */
+const READ_COST_MULTIPLE = 20;
 /** At most this many connections reported per read; the rest of the batch is counted, not looked up. */
 const MAX_REPORTS_PER_READ = 20;
 
@@ -93,6 +97,7 @@ export class CloseReporter {
   private skipped = 0;
   private timer?: NodeJS.Timeout;
   private lastReadAt = -Infinity;
+  private lastReadCostMs = 0;
   private reading?: Promise<void>;
   private readonly onState = (conn: Connection, _from: ConnectionState, to: ConnectionState): void => {
     if (to === 'closed') this.enqueue(conn);
@@ -130,7 +135,7 @@ export class CloseReporter {
 
   /** The next read: `settleMs` after this close, but no sooner than the spacing allows. */
   private schedule(): void {
-    const wait = Math.max(this.settleMs, this.lastReadAt + this.minReadIntervalMs - performance.now());
+    const wait = Math.max(this.settleMs, this.lastReadAt + this.spacingMs() - performance.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.reading = this.readAndReport().finally(() => {
@@ -142,6 +147,11 @@ export class CloseReporter {
     this.timer.unref();
   }
 
+  /** The time between two reads: the minimum, or more if reads have become expensive. */
+  private spacingMs(): number {
+    return Math.max(this.minReadIntervalMs, READ_COST_MULTIPLE * this.lastReadCostMs);
+  }
+
   private async readAndReport(): Promise<void> {
     const batch = this.batch;
     this.batch = [];
@@ -151,6 +161,7 @@ export class CloseReporter {
     let entries: TcpSocketEntry[];
     try {
       entries = await this.read();
+      this.lastReadCostMs = performance.now() - this.lastReadAt;
     } catch (error) {
       this.options.logger.warn({ event: 'kernel-state-failed', err: error }, `could not read the kernel's TCP states: ${(error as Error).message}`);
       return;
@@ -165,8 +176,8 @@ export class CloseReporter {
     }
     if (this.skipped > 0) {
       this.options.logger.info(
-        { event: 'kernel-state-sampled', reported: reported.length, skipped: this.skipped, maxReportsPerRead: this.maxReportsPerRead, minReadIntervalMs: this.minReadIntervalMs },
-        `kernel states: sampled ${reported.length} closed connection(s) and skipped ${this.skipped}, to read /proc/net/tcp at most once per ${this.minReadIntervalMs} ms`,
+        { event: 'kernel-state-sampled', reported: reported.length, skipped: this.skipped, maxReportsPerRead: this.maxReportsPerRead, readSpacingMs: Math.round(this.spacingMs()) },
+        `kernel states: sampled ${reported.length} closed connection(s) and skipped ${this.skipped}, to read /proc/net/tcp at most once per ${Math.round(this.spacingMs())} ms`,
       );
       this.skipped = 0;
     }
