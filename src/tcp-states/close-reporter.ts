@@ -37,8 +37,8 @@ export interface CloseReporterOptions {
   settleMs?: number;
   minReadIntervalMs?: number;
   maxReportsPerRead?: number;
-  /** Reads the kernel's table; injected by tests. Default: readTcpSockets(). */
-  read?: () => Promise<TcpSocketEntry[]>;
+  /** Reads the kernel's table, rows with `port` only; injected by tests. Default: readTcpSockets(). */
+  read?: (port: number) => Promise<TcpSocketEntry[]>;
 }
 
 /** What the kernel still holds for one socket pair after the application closed it. */
@@ -91,7 +91,7 @@ export class CloseReporter {
   private readonly settleMs: number;
   private readonly minReadIntervalMs: number;
   private readonly maxReportsPerRead: number;
-  private readonly read: () => Promise<TcpSocketEntry[]>;
+  private readonly read: (port: number) => Promise<TcpSocketEntry[]>;
   /** Connections closed since the last read, waiting for the next one. */
   private batch: Connection[] = [];
   private skipped = 0;
@@ -110,7 +110,7 @@ export class CloseReporter {
     this.settleMs = options.settleMs ?? SETTLE_MS;
     this.minReadIntervalMs = options.minReadIntervalMs ?? MIN_READ_INTERVAL_MS;
     this.maxReportsPerRead = options.maxReportsPerRead ?? MAX_REPORTS_PER_READ;
-    this.read = options.read ?? (() => readTcpSockets());
+    this.read = options.read ?? ((port) => readTcpSockets({ port }));
     server.on('connection-state', this.onState);
   }
 
@@ -156,11 +156,13 @@ export class CloseReporter {
     const batch = this.batch;
     this.batch = [];
     const reported = batch.slice(0, this.maxReportsPerRead);
+    if (reported.length === 0) return;
     this.skipped += batch.length - reported.length;
     this.lastReadAt = performance.now();
     let entries: TcpSocketEntry[];
     try {
-      entries = await this.read();
+      // Only our port's rows: the server's end of every pair we report holds it.
+      entries = await this.read(reported[0]!.local.port);
       this.lastReadCostMs = performance.now() - this.lastReadAt;
     } catch (error) {
       this.options.logger.warn({ event: 'kernel-state-failed', err: error }, `could not read the kernel's TCP states: ${(error as Error).message}`);

@@ -140,12 +140,18 @@ export function formatIPv6(bytes: readonly number[]): string {
  * Skips the header row and blank lines, and ignores the columns after `inode` (reference count,
  * kernel address, congestion details), which differ between row kinds and kernel versions.
  * A row that does not parse is an error naming its line: silently dropping a socket would
- * hide exactly the thing a student is looking for.
+ * hide exactly the thing a student is looking for. `port`, if given, keeps only the rows with
+ * that port at either end (a cheap text match; a row that merely contains the same hex digits
+ * elsewhere is decoded and then kept, so the caller still matches endpoints exactly).
  */
-export function parseProcNetTcp(text: string, family: 4 | 6, endianness: Endianness = 'LE'): TcpSocketEntry[] {
+export function parseProcNetTcp(text: string, family: 4 | 6, endianness: Endianness = 'LE', port?: number): TcpSocketEntry[] {
   const source = family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6';
   const entries: TcpSocketEntry[] = [];
+  // With a port, rows that do not mention `:PORT ` (as the kernel prints it, %04X) are skipped
+  // before the costly decoding: on a busy machine the table holds tens of thousands of rows.
+  const portField = port === undefined ? undefined : `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
   text.split('\n').forEach((line, index) => {
+    if (portField !== undefined && !line.includes(portField)) return;
     const trimmed = line.trim();
     if (trimmed === '' || /^sl\b/.test(trimmed)) return;
     try {
