@@ -16,7 +16,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { formatEndpoint, formatSocketPair, type Endpoint } from './endpoint.js';
+import { formatEndpoint, formatSocketPair, socketEnds, type Endpoint } from './endpoint.js';
 
 export type ConnectionState = 'accepted' | 'active' | 'peer-closed' | 'closing' | 'closed';
 
@@ -63,8 +63,7 @@ export class Connection {
     private readonly closePolicy: ClosePolicy,
     private readonly onStateChange: StateListener,
   ) {
-    this.local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    this.remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    ({ local: this.local, remote: this.remote } = socketEnds(socket));
 
     // The client's FIN: read(2) returned 0.
     socket.on('end', () => {

@@ -18,8 +18,9 @@ import type { Logger } from 'pino';
 import { formatEndpoint, formatListeningEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
 import { usageError } from './errors.js';
 import { describeListenError } from './listen-errors.js';
-import type { DatagramHandler, Protocol } from './protocol.js';
+import type { DatagramHandler } from './protocol.js';
 import { RateLimiter } from './rate-limit.js';
+import type { ServiceOptions } from './server.js';
 
 /** Replies per peer address: a burst, then a steady rate. Small, so a loop dies out quickly. */
 export interface DatagramBudget {
@@ -40,13 +41,7 @@ const DROP_LOG_BURST = 20;
 
 export type DropReason = 'privileged-source-port' | 'own-port' | 'over-budget' | 'oversized-reply';
 
-export interface DatagramServerOptions {
-  protocol: Protocol;
-  settings?: Readonly<Record<string, unknown>>;
-  host?: string;
-  port: number;
-  logger: Logger;
-  now?: () => Date;
+export interface DatagramServerOptions extends ServiceOptions {
   /** This process's own service ports: a datagram from one of them would start a loop. */
   ownPorts: ReadonlySet<number>;
   budget?: DatagramBudget;

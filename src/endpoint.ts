@@ -17,6 +17,14 @@ export function unmapIPv4(address: string): string {
   return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/** The two ends of a connected socket, as the kernel reports them (getsockname, getpeername). */
+export function socketEnds(socket: { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number }): { local: Endpoint; remote: Endpoint } {
+  return {
+    local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+    remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+  };
+}
+
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   return a.port === b.port && unmapIPv4(a.address) === unmapIPv4(b.address);
 }

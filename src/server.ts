@@ -13,7 +13,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy, type ConnectionState } from './connection.js';
 import type { AccessControl } from './access-control.js';
-import { formatEndpoint, formatListeningEndpoint, formatSocketPair, unmapIPv4, type Endpoint } from './endpoint.js';
+import { formatEndpoint, formatListeningEndpoint, formatSocketPair, socketEnds, unmapIPv4, type Endpoint } from './endpoint.js';
 import { describeListenError } from './listen-errors.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
 import { RateLimiter } from './rate-limit.js';
@@ -38,7 +38,8 @@ const REFUSAL_LOG_BURST = 20;
 
 export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source';
 
-export interface ServerOptions {
+/** What every service needs, over TCP (this file) or UDP (datagram-server.ts). */
+export interface ServiceOptions {
   protocol: Protocol;
   /** The protocol's own option values (see Protocol#options). */
   settings?: Readonly<Record<string, unknown>>;
@@ -49,6 +50,9 @@ export interface ServerOptions {
   logger: Logger;
   /** The clock protocols read. Injected so tests can fix the time. */
   now?: () => Date;
+}
+
+export interface ServerOptions extends ServiceOptions {
   /** Look up each client's host name (getnameinfo(3), like the tutorial's gethostbyaddr). */
   resolvePeerNames?: boolean;
   /** Close connections that stay silent this long (ms); 0 disables the timer. */
@@ -225,8 +229,7 @@ export class LabServer extends EventEmitter<ServerEvents> {
    * then close), so the client learns immediately and this side keeps no TIME_WAIT for it.
    */
   private refuse(socket: net.Socket, reason: RefusalReason): void {
-    const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    const { local, remote } = socketEnds(socket);
     socket.on('error', () => {}); // the client may be gone already; there is nothing to report
     socket.resetAndDestroy();
     const skipped = this.refusalLogBudget.take();

@@ -5,7 +5,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { formatEndpoint, type Endpoint } from '../endpoint.js';
+import { formatEndpoint, socketEnds, type Endpoint } from '../endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
 
 export interface ConnectOptions {
@@ -15,6 +15,8 @@ export interface ConnectOptions {
   timeoutMs: number;
   /** Told about every address tried, for --verbose. */
   onAttempt?: (target: Endpoint, outcome: string) => void;
+  /** Told the socket pair once connected: our ephemeral port is only known now. */
+  onConnected?: (local: Endpoint, remote: Endpoint) => void;
   /** Appended to the error when nothing answers, e.g. how to start the server. */
   hint?: string;
 }
@@ -30,7 +32,7 @@ export async function resolveAll(host: string): Promise<string[]> {
   }
 }
 
-export async function connectToFirst({ host, port, timeoutMs, onAttempt, hint }: ConnectOptions): Promise<net.Socket> {
+export async function connectToFirst({ host, port, timeoutMs, onAttempt, onConnected, hint }: ConnectOptions): Promise<net.Socket> {
   const failures: string[] = [];
   let refused = false;
   for (const address of await resolveAll(host)) {
@@ -38,6 +40,8 @@ export async function connectToFirst({ host, port, timeoutMs, onAttempt, hint }:
     try {
       const socket = await connectTo(target, timeoutMs);
       onAttempt?.(target, 'connected');
+      const { local, remote } = socketEnds(socket);
+      onConnected?.(local, remote);
       return socket;
     } catch (error) {
       refused ||= (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';

@@ -6,7 +6,6 @@
  */
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import type { Endpoint } from '../endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
 import { connectToFirst, pause, type ConnectOptions } from './connect.js';
 
@@ -15,7 +14,6 @@ export interface DaytimeClientOptions extends ConnectOptions {
   holdMs: number;
   /** false: never call close; the caller exits and the kernel closes the socket. */
   close: boolean;
-  onConnected?: (local: Endpoint, remote: Endpoint) => void;
   /** Called with the server's line as soon as it arrives (before any hold). */
   onLine: (text: string) => void;
 }
@@ -27,10 +25,6 @@ export interface DaytimeResult {
 
 export async function fetchDaytime(options: DaytimeClientOptions): Promise<DaytimeResult> {
   const socket = await connectToFirst(options);
-  options.onConnected?.(
-    { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-    { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-  );
   options.onLine(await readLine(socket, options.timeoutMs));
   await serverFinOrGrace(socket);
   if (options.holdMs > 0) await pause(options.holdMs);

@@ -5,22 +5,16 @@
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Endpoint } from '../endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
 import { connectToFirst, type ConnectOptions } from './connect.js';
 
 export interface DiscardClientOptions extends ConnectOptions {
   input: Readable;
-  onConnected?: (local: Endpoint, remote: Endpoint) => void;
 }
 
 /** Returns the number of bytes sent. */
 export async function sendAll(options: DiscardClientOptions): Promise<number> {
   const socket = await connectToFirst(options);
-  options.onConnected?.(
-    { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-    { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-  );
   socket.resume(); // nothing should come; reading lets us see the server's FIN
   const serverClosed = once(socket, 'end');
   try {

@@ -7,14 +7,12 @@
  * answers with its own FIN once it has sent everything back, and then we are done.
  */
 import type { Readable, Writable } from 'node:stream';
-import type { Endpoint } from '../endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
 import { connectToFirst, type ConnectOptions } from './connect.js';
 
 export interface EchoClientOptions extends ConnectOptions {
   input: Readable;
   output: Writable;
-  onConnected?: (local: Endpoint, remote: Endpoint) => void;
 }
 
 export interface EchoResult {
@@ -65,10 +63,6 @@ export class EchoCheck {
 export async function runEchoClient(options: EchoClientOptions): Promise<EchoResult> {
   const { input, output } = options;
   const socket = await connectToFirst(options);
-  options.onConnected?.(
-    { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-    { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-  );
   const check = new EchoCheck();
 
   return new Promise<EchoResult>((resolve, reject) => {

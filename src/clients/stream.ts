@@ -3,23 +3,17 @@
  * (or until we have enough), close. qotd and time close first; chargen never does,
  * so for chargen we stop after `maxBytes` and close first ourselves.
  */
-import type { Endpoint } from '../endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
 import { connectToFirst, type ConnectOptions } from './connect.js';
 
 export interface StreamClientOptions extends ConnectOptions {
   /** Stop reading and close after this many bytes; the rest is never read. */
   maxBytes?: number;
-  onConnected?: (local: Endpoint, remote: Endpoint) => void;
 }
 
 /** Everything the server sent, up to maxBytes. */
 export async function readFromServer(options: StreamClientOptions): Promise<Buffer> {
   const socket = await connectToFirst(options);
-  options.onConnected?.(
-    { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-    { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-  );
   const limit = options.maxBytes ?? Infinity;
   const chunks: Buffer[] = [];
   let received = 0;

@@ -4,7 +4,7 @@
  * these labs need to hold sockets open between steps.)
  */
 import net from 'node:net';
-import type { Endpoint } from '../endpoint.js';
+import { socketEnds } from '../endpoint.js';
 import { bothEnds, LAB_HOST, type ConnectionEnds, type LabContext } from './context.js';
 
 export interface EchoPeer {
@@ -19,10 +19,9 @@ export async function connectEchoPeer(ctx: LabContext, port: number): Promise<Ec
   const socket = net.connect({ host: LAB_HOST, port });
   ctx.defer(() => socket.destroy());
   await ctx.until(socket, 'connect', 'the client to connect');
-  const local: Endpoint = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
   return {
     socket,
-    ends: bothEnds(local, { address: LAB_HOST, port }),
+    ends: bothEnds(socketEnds(socket).local, { address: LAB_HOST, port }),
     nextEcho: async (what) => String((await ctx.until<[Buffer]>(socket, 'data', what))[0]),
   };
 }
