@@ -16,7 +16,7 @@ import { statesCommand } from './states-command.js';
 const PROGRAM = 'lab-server';
 const protocolNames = protocols.map((p) => p.name).join(', ');
 
-const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use or address unavailable; ${ExitCode.noPermission} privileged port without root.`;
+const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use or address unavailable; ${ExitCode.noPermission} privileged port without root; ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
 
 async function main(): Promise<void> {
   let cli = yargs(hideBin(process.argv))
@@ -35,7 +35,8 @@ async function main(): Promise<void> {
     .command(allCommand)
     .command(statesCommand)
     .command(labCommand)
-    .command('$0 [protocol]', false, (y) => y.positional('protocol', { type: 'string' }), ({ protocol }) => {
+    // The default command catches `lab-server <unknown>` to list the protocols there are.
+    .command('$0', false, {}, ({ _: [protocol] }) => {
       if (protocol === undefined) throw usageError('ERR_USAGE', `name a protocol to serve: ${protocolNames} (see ${PROGRAM} --help)`);
       throw usageError('ERR_UNKNOWN_PROTOCOL', `unknown protocol ${JSON.stringify(protocol)}: choose one of ${protocolNames}`);
     })
