@@ -15,6 +15,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
+import type { AccessControl } from './access-control.js';
 import { formatEndpoint, formatListeningEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
 import { usageError } from './errors.js';
 import { describeListenError } from './listen-errors.js';
@@ -39,12 +40,14 @@ const MAX_TRACKED_PEERS = 10_000;
 const DROP_LOGS_PER_SECOND = 5;
 const DROP_LOG_BURST = 20;
 
-export type DropReason = 'privileged-source-port' | 'own-port' | 'over-budget' | 'oversized-reply';
+export type DropReason = 'denied' | 'privileged-source-port' | 'own-port' | 'over-budget' | 'oversized-reply';
 
 export interface DatagramServerOptions extends ServiceOptions {
   /** This process's own service ports: a datagram from one of them would start a loop. */
   ownPorts: ReadonlySet<number>;
   budget?: DatagramBudget;
+  /** Which peer addresses may be answered (--allow/--deny); everyone when absent. */
+  access?: AccessControl;
 }
 
 export interface DatagramSummary {
@@ -120,18 +123,20 @@ export class DatagramServer {
     const refusal = this.check(sender);
     if (refusal !== undefined) return this.drop(sender, refusal);
     const reply = this.handler(datagram);
-    if (reply === undefined) return;
+    if (reply === undefined) return; // discard: no reply, so no budget spent either
     if (reply.length > MAX_REPLY_BYTES) return this.drop(sender, 'oversized-reply');
+    if (this.peerBudget(unmapIPv4(sender.address)).take() === undefined) return this.drop(sender, 'over-budget');
     this.totals.answered += 1;
     this.socket.send(reply, sender.port, sender.address);
     this.log.debug({ event: 'datagram', from: formatEndpoint(sender), bytesIn: datagram.length, bytesOut: reply.length }, `udp ${formatEndpoint(sender)}: ${datagram.length} bytes in, ${reply.length} out`);
   }
 
-  /** Why a datagram from `sender` must not be answered, if it must not. */
+  /** Why a datagram from `sender` must not be answered whatever it holds, if it must not. */
   private check(sender: Endpoint): DropReason | undefined {
+    if (this.options.access !== undefined && !this.options.access.permits(sender.address)) return 'denied';
     if (sender.port < FIRST_UNPRIVILEGED_PORT) return 'privileged-source-port';
     if (this.options.ownPorts.has(sender.port)) return 'own-port';
-    return this.peerBudget(unmapIPv4(sender.address)).take() === undefined ? 'over-budget' : undefined;
+    return undefined;
   }
 
   private peerBudget(peer: string): RateLimiter {

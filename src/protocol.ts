@@ -53,7 +53,7 @@ interface ProtocolSpec<O extends Record<string, Options>> extends Omit<Protocol,
 /**
  * Declares a protocol with typed settings. The registry holds protocols of different
  * option types side by side, so this is the one place where the settings type is erased:
- * yargs has already checked the values against `options` before `createHandler` runs.
+ * yargs has already checked the values against `options` before `createHandlers` runs.
  */
 export function defineProtocol<O extends Record<string, Options>>(spec: ProtocolSpec<O>): Protocol {
   return spec as unknown as Protocol;

@@ -53,14 +53,17 @@ test('qotd: one quote under 512 characters of printable ASCII, then the server c
 test('qotd --quotes: a fortune-style file; a quote that breaks RFC 865 is refused at startup', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qotd-'));
   const good = join(dir, 'good.txt');
-  writeFileSync(good, 'First quote.\n%\nSecond\nquote.\n%\n');
-  assert.deepEqual(loadQuotes(good), ['First quote.', 'Second\nquote.']);
+  writeFileSync(good, 'First quote.\n%\nSecond\nquote.\n%\n\nThird, after a blank line.\n%');
+  assert.deepEqual(loadQuotes(good), ['First quote.', 'Second\r\nquote.', 'Third, after a blank line.'], 'lines of a quote end in CRLF; a last % needs no newline');
+  const longest = join(dir, 'longest.txt');
+  writeFileSync(longest, 'x'.repeat(509));
+  assert.equal(loadQuotes(longest)[0]!.length + 2, 511, '509 characters and CRLF: under 512');
   const long = join(dir, 'long.txt');
-  writeFileSync(long, 'x'.repeat(600));
-  assert.throws(() => loadQuotes(long), (error: unknown) => error instanceof LabError && /breaks RFC 865/.test(error.message));
+  writeFileSync(long, 'x'.repeat(510));
+  assert.throws(() => loadQuotes(long), (error: unknown) => error instanceof LabError && /breaks RFC 865: 510 characters, but at most 509 fit/.test(error.message));
   const binary = join(dir, 'binary.txt');
   writeFileSync(binary, 'tab\there');
-  assert.throws(() => loadQuotes(binary), /breaks RFC 865/);
+  assert.throws(() => loadQuotes(binary), /breaks RFC 865: use only printable ASCII/);
   assert.throws(() => loadQuotes(join(dir, 'missing.txt')), /cannot read --quotes/);
 });
 

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
+import { AccessControl } from '../src/access-control.js';
 import { DatagramServer, MAX_REPLY_BYTES, type DatagramServerOptions } from '../src/datagram-server.js';
 import type { Protocol } from '../src/protocol.js';
 import { chargen } from '../src/protocols/chargen.js';
@@ -62,12 +63,24 @@ test('each protocol answers a datagram with one datagram of its kind (discard wi
   assert.match(characters!.toString('latin1'), /^[\x20-\x7e\r\n]*$/, 'printable characters and CRLF only');
 });
 
-test('discard never answers', async (t) => {
-  const { server, port } = await startUdp(discard);
+test('discard never answers, and so spends no budget and logs no drops', async (t) => {
+  const { server, port, log } = await startUdp(discard, { budget: { burst: 2, perSecond: 1 } });
   const client = await udpClient();
   t.after(() => Promise.all([server.close(), client.socket.close()]));
+  for (let i = 0; i < 9; i++) client.socket.send('into the void', port, '127.0.0.1');
   assert.equal(await client.ask(port, 'anyone?'), undefined);
-  assert.deepEqual(server.summary(), { received: 1, answered: 0, dropped: 0 });
+  assert.deepEqual(server.summary(), { received: 10, answered: 0, dropped: 0 });
+  assert.equal(log.events('udp-dropped').length, 0);
+});
+
+test('--allow/--deny apply to UDP too', async (t) => {
+  const { server, port, log } = await startUdp(echo, { access: new AccessControl([], ['127.0.0.9']) });
+  const denied = await udpClient(0, '127.0.0.9');
+  const allowed = await udpClient(0, '127.0.0.8');
+  t.after(() => Promise.all([server.close(), denied.socket.close(), allowed.socket.close()]));
+  assert.equal(await denied.ask(port, 'me?'), undefined);
+  assert.equal((await allowed.ask(port, 'me?'))?.toString(), 'me?');
+  assert.equal(log.events('udp-dropped')[0]?.reason, 'denied');
 });
 
 test('no reply larger than 512 bytes: an oversized echo is dropped, not sent', async (t) => {

@@ -16,7 +16,13 @@ export const defaultLogFormat = (): LogFormat => (process.stdout.isTTY ? 'pretty
 export function createLogger(format: LogFormat, level: LogLevel): Logger {
   if (format === 'pretty') {
     // The message says it all for a person; the structured fields stay in the JSON format.
-    const stream = pretty({ sync: true, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', hideObject: true });
+    const stream = pretty({
+      sync: true,
+      colorize: process.stdout.isTTY,
+      translateTime: 'SYS:HH:MM:ss.l',
+      hideObject: true,
+      messageFormat: '{if service}[{service}] {end}{msg}', // `lab-server all` tags lines by service
+    });
     return pino({ level, base: undefined }, stream);
   }
   // Synchronous writes: every line is out before the process exits, even on a signal.

@@ -136,8 +136,10 @@ async function serve(services: Service[], args: CommonArguments): Promise<void> 
   const running: RunningService[] = [];
   try {
     for (const service of services) {
-      if (!args.udpOnly) running.push(await startTcp(service, args, logger, ownPorts));
-      if (args.udp || args.udpOnly) running.push(await startUdp(service, args, logger, ownPorts));
+      // Several services share one log: tag each line with the service it is about.
+      const serviceLogger = services.length > 1 ? logger.child({ service: service.protocol.name }) : logger;
+      if (!args.udpOnly) running.push(await startTcp(service, args, serviceLogger, ownPorts));
+      if (args.udp || args.udpOnly) running.push(await startUdp(service, args, serviceLogger, ownPorts));
     }
   } catch (error) {
     await Promise.all(running.map((service) => service.close(0)));
@@ -161,7 +163,8 @@ async function startTcp(service: Service, args: CommonArguments, logger: Logger,
     limits: { maxConnections: args.maxConnections, maxPerSource: args.maxPerSource },
     closePolicy: { mode: args.close ?? 'fin', delayMs: args.closeDelay ?? 0 },
   };
-  if (args.allow.length + args.deny.length > 0) options.access = new AccessControl(args.allow, args.deny);
+  const access = accessControl(args);
+  if (access !== undefined) options.access = access;
   const server = createServer(options);
   // Subscribed from outside: the server knows nothing of /proc; the reporter watches its events.
   const reporter = args.kernelStates ? reportKernelStates(server, { logger }) : undefined;
@@ -174,7 +177,7 @@ async function startTcp(service: Service, args: CommonArguments, logger: Logger,
       const summary = await server.close(deadlineMs);
       await reporter?.stop();
       logger.info(
-        { event: 'summary', ...summary },
+        { event: 'summary', transport: 'tcp', ...summary },
         `${summary.protocol}: served ${summary.connections} connection(s): ${summary.bytesIn} bytes in, ${summary.bytesOut} bytes out` +
           (summary.forced > 0 ? `; ${summary.forced} closed at the shutdown deadline` : ''),
       );
@@ -184,7 +187,9 @@ async function startTcp(service: Service, args: CommonArguments, logger: Logger,
 
 async function startUdp(service: Service, args: CommonArguments, logger: Logger, ownPorts: Set<number>): Promise<RunningService> {
   const { protocol } = service;
+  const access = accessControl(args);
   const server = new DatagramServer({
+    ...(access && { access }),
     protocol,
     settings: service.settings,
     host: args.host,
@@ -205,6 +210,11 @@ async function startUdp(service: Service, args: CommonArguments, logger: Logger,
   };
 }
 
+/** --allow/--deny, for TCP and UDP alike; undefined when neither is given. */
+function accessControl({ allow, deny }: CommonArguments): AccessControl | undefined {
+  return allow.length + deny.length > 0 ? new AccessControl(allow, deny) : undefined;
+}
+
 /** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
 async function shutdownSignal(logger: Logger): Promise<void> {
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -217,5 +227,5 @@ async function shutdownSignal(logger: Logger): Promise<void> {
   };
   process.once('SIGINT', forceExit);
   process.once('SIGTERM', forceExit);
-  logger.info({ event: 'shutdown', signal }, `${signal}: no longer accepting connections (press Ctrl-C again to exit now)`);
+  logger.info({ event: 'shutdown', signal }, `${signal}: shutting down, no longer accepting connections or datagrams (press Ctrl-C again to exit now)`);
 }

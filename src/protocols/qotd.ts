@@ -32,15 +32,25 @@ export function loadQuotes(path: string): string[] {
   } catch (error) {
     throw usageError('ERR_QUOTES_FILE', `cannot read --quotes ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code}`);
   }
-  const quotes = text
-    .replace(/\r\n/g, '\n')
-    .split(/\n%\n|\n\s*\n/)
-    .map((quote) => quote.trim())
-    .filter((quote) => quote !== '' && quote !== '%');
+  const quotes: string[] = [];
+  let current: string[] = [];
+  const endQuote = (): void => {
+    if (current.length > 0) quotes.push(current.join('\r\n'));
+    current = [];
+  };
+  for (const line of text.split(/\r?\n/)) {
+    if (line.trim() === '' || line.trim() === '%') endQuote();
+    else current.push(line.trimEnd());
+  }
+  endQuote();
   if (quotes.length === 0) throw usageError('ERR_QUOTES_FILE', `--quotes ${JSON.stringify(path)} holds no quotes`);
   quotes.forEach((quote, i) => {
-    if (quote.length + 2 > MAX_QUOTE_LENGTH || !ALLOWED_QUOTE.test(quote)) {
-      throw usageError('ERR_QUOTES_FILE', `quote ${i + 1} in ${path} breaks RFC 865: keep it under 512 characters of printable ASCII`);
+    const where = `quote ${i + 1} in ${path} breaks RFC 865`;
+    if (quote.length + 2 > MAX_QUOTE_LENGTH) {
+      throw usageError('ERR_QUOTES_FILE', `${where}: ${quote.length} characters, but at most ${MAX_QUOTE_LENGTH - 2} fit (with its CRLF, a quote must stay under 512)`);
+    }
+    if (!ALLOWED_QUOTE.test(quote)) {
+      throw usageError('ERR_QUOTES_FILE', `${where}: use only printable ASCII characters and spaces (no tabs, control or non-ASCII characters)`);
     }
   });
   return quotes;
@@ -59,11 +69,14 @@ export const qotd = defineProtocol({
   createHandlers: ({ quotes: path }) => {
     const quotes = path === undefined ? BUILT_IN_QUOTES : loadQuotes(path);
     let next = 0;
+    // Lines end in CRLF on the wire, as in every text protocol of its time.
     const nextQuote = (): Buffer => Buffer.from(`${quotes[next++ % quotes.length]}\r\n`, 'latin1');
     return {
       tcp: (conn) => {
         conn.socket.resume(); // input is ignored
-        conn.close(nextQuote());
+        const quote = nextQuote();
+        conn.close(quote);
+        conn.log.info({ event: 'sent', bytes: quote.length }, `sent a ${quote.length}-byte quote`);
       },
       udp: nextQuote,
     };
