@@ -17,7 +17,7 @@ import { findProtocol } from '../protocols/index.js';
 import { decodeTime } from '../protocols/time.js';
 import { MAX_REPLY_BYTES } from '../datagram-server.js';
 import { parsePort, positiveIntegerOption, secondsOption } from './arguments.js';
-import { lastValueWins, runCli, usageFailure } from './run.js';
+import { lastValueWins, noStrayArguments, runCli, usageFailure } from './run.js';
 
 const PROGRAM = 'lab-client';
 const DEFAULT_TIMEOUT_SECONDS = '10';
@@ -151,6 +151,7 @@ async function main(): Promise<void> {
     .demandCommand(1, 'name a protocol: daytime, echo, discard, qotd, chargen or time')
     .strictCommands()
     .middleware(lastValueWins, true)
+    .check(noStrayArguments)
     .fail(usageFailure(PROGRAM))
     .epilog(EXIT_CODES_HELP)
     .help()

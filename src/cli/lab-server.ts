@@ -9,7 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import { ExitCode, usageError } from '../errors.js';
 import { protocols } from '../protocols/index.js';
 import { labCommand } from './lab-command.js';
-import { lastValueWins, runCli, usageFailure } from './run.js';
+import { lastValueWins, noStrayArguments, runCli, usageFailure } from './run.js';
 import { allCommand, protocolCommand } from './serve-command.js';
 import { statesCommand } from './states-command.js';
 
@@ -24,6 +24,7 @@ async function main(): Promise<void> {
     .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments).`)
     .strictCommands()
     .middleware(lastValueWins, true)
+    .check(noStrayArguments)
     .fail(usageFailure(PROGRAM))
     .epilog(`${EXIT_CODES_HELP}\nDocs: docs/README.md`)
     .help()

@@ -44,6 +44,17 @@ export function lastValueWins(argv: Record<string, unknown>, parser?: { getOptio
   // yargs passes itself as the second argument (its published types omit it).
   const arrays = new Set(parser?.getOptions().array);
   for (const [key, value] of Object.entries(argv)) {
-    if (key !== '_' && Array.isArray(value) && !arrays.has(key)) argv[key] = value.at(-1);
+    // `_` holds the positional arguments and `--` those after a bare `--`: lists by nature.
+    if (key !== '_' && key !== '--' && Array.isArray(value) && !arrays.has(key)) argv[key] = value.at(-1);
   }
+}
+
+/**
+ * yargs check: words after a bare `--` are not options, and no command takes them.
+ * Say so, rather than ignore them (`lab-server echo -- --port 7` must not serve port 5000).
+ */
+export function noStrayArguments(argv: { _: (string | number)[] }): true {
+  const [, ...stray] = argv._;
+  if (stray.length > 0) throw usageError('ERR_USAGE', `unexpected argument ${JSON.stringify(String(stray[0]))}; options go before any --`);
+  return true;
 }
