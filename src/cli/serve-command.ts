@@ -13,6 +13,7 @@ import { protocols } from '../protocols/index.js';
 import { createServer, DEFAULT_LIMITS, type ServerOptions } from '../server.js';
 import { reportKernelStates } from '../tcp-states/close-reporter.js';
 import { parseCloseMode, parsePort, positiveIntegerOption, secondsOption, subnetsOption } from './arguments.js';
+import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 
 const DEFAULT_SHUTDOWN_SECONDS = '5';
@@ -130,6 +131,7 @@ interface RunningService {
 /** Starts every service, waits for a signal, and shuts them all down. */
 async function serve(services: Service[], args: CommonArguments): Promise<void> {
   const logger = createLogger(args.logFormat, args.logLevel);
+  fitConnectionsToDescriptors(args, logger, services.length * (args.udp ? 2 : 1));
   // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
   const stopRequested = shutdownSignal(logger);
   const ownPorts = new Set<number>();
@@ -208,6 +210,20 @@ async function startUdp(service: Service, args: CommonArguments, logger: Logger,
       );
     },
   };
+}
+
+/** Lowers --max-connections (and says so) if the descriptor limit could not hold that many. */
+function fitConnectionsToDescriptors(args: CommonArguments, logger: Logger, sockets: number): void {
+  const limit = openFilesLimit();
+  if (limit === undefined) return;
+  const fits = Math.max(1, Math.floor(connectionsWithin(limit - sockets) / sockets));
+  if (args.maxConnections <= fits) return;
+  logger.warn(
+    { event: 'limit-lowered', maxConnections: fits, requested: args.maxConnections, openFilesLimit: limit },
+    `--max-connections lowered from ${args.maxConnections} to ${fits}: this process may open only ${limit} files (ulimit -n), ` +
+      'and beyond that clients would be dropped without a word; raise ulimit -n to allow more',
+  );
+  args.maxConnections = fits;
 }
 
 /** --allow/--deny, for TCP and UDP alike; undefined when neither is given. */

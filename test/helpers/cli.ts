@@ -54,9 +54,14 @@ export interface RunningServer {
   stop(signal?: NodeJS.Signals): Promise<Finished>;
 }
 
-/** Starts `lab-server <args> --port 0 --log-format json` and waits for its "listening" line. */
-export async function startServerProcess(args: string[]): Promise<RunningServer> {
-  const child = spawn(process.execPath, [LAB_SERVER, ...args, '--port', '0', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `lab-server <args> --port 0 --log-format json` and waits for its "listening" line.
+ * `prefix` runs it through another program first, e.g. bash to set a `ulimit`; that program must
+ * exec node, so that `child.pid` is the server's own process id.
+ */
+export async function startServerProcess(args: string[], { prefix = [] }: Pick<RunOptions, 'prefix'> = {}): Promise<RunningServer> {
+  const [command, ...rest] = [...prefix, process.execPath, LAB_SERVER, ...args, '--port', '0', '--log-format', 'json'];
+  const child = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: LogLine[] = [];
   const waiters: { name: string; resolve: (line: LogLine) => void }[] = [];
   const stderr: Buffer[] = [];
