@@ -152,3 +152,12 @@ test('lab-client: nothing listening (69) and an unknown host (68)', async () => 
   assertOneLineError(await run(LAB_CLIENT, ['daytime', '--port', 'x']), ExitCode.usage, /^lab-client: invalid port "x"/);
   assertOneLineError(await run(LAB_CLIENT, ['finger']), ExitCode.usage, /^lab-client: Unknown command: finger/);
 });
+
+test('--version prints the package version, for both programs', async () => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const program of [LAB_SERVER, LAB_CLIENT]) {
+    const result = await run(program, ['--version']);
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout, `${version}\n`);
+  }
+});

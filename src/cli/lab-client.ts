@@ -17,7 +17,7 @@ import { findProtocol } from '../protocols/index.js';
 import { decodeTime } from '../protocols/time.js';
 import { MAX_REPLY_BYTES } from '../datagram-server.js';
 import { parsePort, positiveIntegerOption, secondsOption } from './arguments.js';
-import { lastValueWins, noStrayArguments, runCli, usageFailure } from './run.js';
+import { lastValueWins, noStrayArguments, runCli, usageFailure, VERSION } from './run.js';
 
 const PROGRAM = 'lab-client';
 const DEFAULT_TIMEOUT_SECONDS = '10';
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     .epilog(EXIT_CODES_HELP)
     .help()
     .alias('help', 'h')
-    .version()
+    .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns || 80))
     .parseAsync();
 }

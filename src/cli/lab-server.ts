@@ -9,7 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import { ExitCode, usageError } from '../errors.js';
 import { protocols } from '../protocols/index.js';
 import { labCommand } from './lab-command.js';
-import { lastValueWins, noStrayArguments, runCli, usageFailure } from './run.js';
+import { lastValueWins, noStrayArguments, runCli, usageFailure, VERSION } from './run.js';
 import { allCommand, protocolCommand } from './serve-command.js';
 import { statesCommand } from './states-command.js';
 
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     .epilog(`${EXIT_CODES_HELP}\nDocs: docs/README.md`)
     .help()
     .alias('help', 'h')
-    .version()
+    .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns || 80));
   for (const protocol of protocols) cli = cli.command(protocolCommand(protocol));
   await cli

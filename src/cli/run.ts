@@ -3,7 +3,11 @@
  * A LabError is the user's to fix: one line on stderr, no stack trace, its sysexits code.
  * Anything else is a bug in lab-server and says so.
  */
+import { readFileSync } from 'node:fs';
 import { ExitCode, LabError, usageError } from '../errors.js';
+
+/** This package's version, for --version (from package.json, three levels above dist/src/cli/). */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function runCli(program: string, main: () => Promise<number | void>): Promise<void> {
   try {
