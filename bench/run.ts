@@ -39,20 +39,38 @@ const ORDER: readonly ServerKind[] = ['lab-server', 'baseline'];
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEFAULT_REPORT = join(REPO_ROOT, 'docs', 'benchmarks.md');
 
-const { values: flags, positionals: names } = parseArgs({
-  allowPositionals: true,
-  options: {
-    list: { type: 'boolean', default: false },
-    quick: { type: 'boolean', default: false },
-    runs: { type: 'string' },
-    duration: { type: 'string' },
-    write: { type: 'string' },
-    'no-write': { type: 'boolean', default: false },
-    'keep-logs': { type: 'boolean', default: false },
-    'cpu-prof': { type: 'string' },
-    'lab-server-flags': { type: 'string', default: '' },
-  },
-});
+const USAGE = 'usage: npm run bench -- [--list] [--quick] [--runs N] [--duration S] [--write PATH | --no-write] [--keep-logs] [--lab-server-flags=FLAGS] [--cpu-prof DIR] [scenario ...]';
+
+const OPTIONS = {
+  list: { type: 'boolean', default: false },
+  quick: { type: 'boolean', default: false },
+  runs: { type: 'string' },
+  duration: { type: 'string' },
+  write: { type: 'string' },
+  'no-write': { type: 'boolean', default: false },
+  'keep-logs': { type: 'boolean', default: false },
+  'cpu-prof': { type: 'string' },
+  'lab-server-flags': { type: 'string', default: '' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+/** The command line, or a one-line usage error (exit 64) instead of a stack trace. */
+function parseCommandLine() {
+  try {
+    return parseArgs({ allowPositionals: true, options: OPTIONS });
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message.split('.')[0]}\n${USAGE}`);
+    process.exit(64);
+  }
+}
+
+
+const { values: flags, positionals: names } = parseCommandLine();
+
+if (flags.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 if (flags.list) {
   for (const s of scenarios) console.log(`${s.name.padEnd(18)} ${s.summary}`);
