@@ -9,7 +9,7 @@ export class RateLimiter {
   private refused = 0;
 
   constructor(
-    private readonly perSecond: number,
+    readonly perSecond: number,
     private readonly burst: number,
     private readonly nowMs: () => number = Date.now,
   ) {

@@ -32,6 +32,14 @@ export interface ConnectionLimits {
 
 export const DEFAULT_LIMITS: ConnectionLimits = { maxConnections: 1024, maxPerSource: 64 };
 
+/**
+ * Connections logged in full (accepted, what was sent, closed, kernel state) per second, after a
+ * burst of twice as many. A class of 200 connecting at once is logged whole; a load test of
+ * thousands a second is sampled, so that writing the log does not become the server's main work.
+ * Connections beyond it are served as usual, and counted in the next logged `accepted` line.
+ */
+export const DEFAULT_CONNECTION_LOGS_PER_SECOND = 100;
+
 /** Refusals are logged at most this often, so that a flood cannot flood the log as well. */
 const REFUSAL_LOGS_PER_SECOND = 5;
 const REFUSAL_LOG_BURST = 20;
@@ -68,6 +76,8 @@ export interface ServerOptions extends ServiceOptions {
   limits?: Partial<ConnectionLimits>;
   /** Which client addresses may connect (--allow/--deny); everyone when absent. */
   access?: AccessControl;
+  /** Connections logged per second (see DEFAULT_CONNECTION_LOGS_PER_SECOND); 0 logs every one. */
+  connectionLogsPerSecond?: number;
 }
 
 export interface ServerSummary {
@@ -107,12 +117,18 @@ export class LabServer extends EventEmitter<ServerEvents> {
   private readonly perSource = new Map<string, number>();
   private readonly refusalLogBudget = new RateLimiter(REFUSAL_LOGS_PER_SECOND, REFUSAL_LOG_BURST);
   private readonly acceptErrorLogBudget = new RateLimiter(REFUSAL_LOGS_PER_SECOND, REFUSAL_LOG_BURST);
+  private readonly connectionLogBudget?: RateLimiter;
+  /** The logger of connections over the log budget: every call is a no-op. */
+  private readonly unloggedLog: Logger;
 
   constructor(private readonly options: ServerOptions) {
     super();
     this.protocol = options.protocol;
     this.log = options.logger;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    const logsPerSecond = options.connectionLogsPerSecond ?? DEFAULT_CONNECTION_LOGS_PER_SECOND;
+    if (logsPerSecond > 0) this.connectionLogBudget = new RateLimiter(logsPerSecond, 2 * logsPerSecond);
+    this.unloggedLog = options.logger.child({}, { level: 'silent' });
     const now = options.now ?? (() => new Date());
     this.handler = options.protocol.createHandlers(options.settings ?? {}, { now }).tcp;
     // allowHalfOpen: a client's FIN closes only its direction; the protocol decides when we
@@ -198,15 +214,19 @@ export class LabServer extends EventEmitter<ServerEvents> {
     if (refusal !== undefined) return this.refuse(socket, refusal);
     this.perSource.set(source, (this.perSource.get(source) ?? 0) + 1);
     const id = this.nextConnectionId++;
-    const conn = new Connection(id, socket, this.log.child({ conn: id }), this.options.closePolicy ?? ORDERLY_CLOSE, (c, from, to) =>
-      this.onStateChange(c, from, to),
-    );
+    // The number of connections not logged since the last logged one, or undefined: don't log this one.
+    const unloggedBefore = this.connectionLogBudget === undefined ? 0 : this.connectionLogBudget.take();
+    const log = unloggedBefore === undefined ? this.unloggedLog : this.log.child({ conn: id });
+    const conn = new Connection(id, socket, log, this.options.closePolicy ?? ORDERLY_CLOSE, (c, from, to) => this.onStateChange(c, from, to));
     this.connections.add(conn);
     this.totals.connections += 1;
-    conn.log.info(
-      { event: 'accepted', local: formatEndpoint(conn.local), remote: formatEndpoint(conn.remote), pair: conn.socketPair },
-      `accepted connection #${id} ${conn.socketPair}`,
-    );
+    if (unloggedBefore !== undefined) {
+      const unlogged = unloggedBefore > 0 ? ` (${unloggedBefore} connections before it were served but not logged: over ${this.connectionLogBudget?.perSecond} a second)` : '';
+      conn.log.info(
+        { event: 'accepted', local: formatEndpoint(conn.local), remote: formatEndpoint(conn.remote), pair: conn.socketPair, ...(unloggedBefore > 0 && { unlogged: unloggedBefore }) },
+        `accepted connection #${id} ${conn.socketPair}${unlogged}`,
+      );
+    }
     if (this.options.resolvePeerNames) this.resolvePeerName(conn);
     if (this.options.iterative && this.serving !== undefined) {
       this.waiting.push(conn);
@@ -270,13 +290,14 @@ export class LabServer extends EventEmitter<ServerEvents> {
     else this.perSource.delete(source);
     const queuedAt = this.waiting.indexOf(conn);
     if (queuedAt !== -1) this.waiting.splice(queuedAt, 1);
+    if (this.connections.size === 0) this.whenAllClosed?.();
+    if (!conn.log.isLevelEnabled('info')) return;
     const why = report.reason === undefined || report.reason === 'protocol' ? '' : ` (${report.reason})`;
     conn.log.info(
       { event: 'closed', pair: conn.socketPair, ...report },
       `closed connection #${conn.id}: ${report.closedBy} closed first with ${report.how.toUpperCase()}${why}; ` +
         `${report.bytesIn} bytes in, ${report.bytesOut} out, ${report.durationMs} ms`,
     );
-    if (this.connections.size === 0) this.whenAllClosed?.();
   }
 
   /** An inactivity timer, like SO_RCVTIMEO in Berkeley systems: it restarts on every byte. */

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { AccessControl, parseCidr } from '../src/access-control.js';
 import { echo } from '../src/protocols/echo.js';
-import { startServer } from './helpers/servers.js';
+import { startServer, waitFor } from './helpers/servers.js';
 
 /**
  * Connects from a given local address (all of 127.0.0.0/8 is loopback on Linux), sends a
@@ -83,4 +83,19 @@ test('refusals are logged at a limited rate, with a count of those not logged', 
   for (let i = 0; i < 40; i++) assert.equal(await outcomeOf('127.0.0.7', port), 'refused');
   const logged = log.events('refused').length;
   assert.ok(logged >= 20 && logged < 40, `${logged} of 40 refusals logged`);
+});
+
+test('under a burst of connections, logging is sampled and the next logged line counts the rest', async (t) => {
+  const { server, port, log } = await startServer(echo, { connectionLogsPerSecond: 5 });
+  t.after(() => server.close(0));
+  for (let i = 0; i < 30; i++) assert.equal(await outcomeOf('127.0.0.1', port), 'served', 'every connection is served');
+  await waitFor('the server to close all 30', () => (server.connections.size === 0 ? true : undefined));
+  const accepted = log.events('accepted');
+  assert.ok(accepted.length >= 10 && accepted.length < 30, `${accepted.length} of 30 connections logged (a burst of 10, then 5 a second)`);
+  assert.equal(log.events('closed').length, accepted.length, 'a connection is logged whole or not at all');
+  // Let time refill the budget (no event announces that), then one more: its line says how many went unlogged.
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  await outcomeOf('127.0.0.1', port);
+  const last = log.events('accepted').at(-1)!;
+  assert.equal(last.unlogged, 30 - accepted.length);
 });

@@ -39,16 +39,22 @@ export function parseCloseMode(value: unknown): 'fin' | 'rst' | 'never' {
   throw usageError('ERR_INVALID_CLOSE', `invalid --close ${JSON.stringify(String(value))}: give fin (orderly close) or rst (abortive close), or use --no-close`);
 }
 
-/** A whole number of at least 1, e.g. a connection limit. */
-export function positiveIntegerOption(flag: string): (value: unknown) => number {
+/** A whole number of at least `min`, e.g. a connection limit. */
+function integerOption(flag: string, min: number): (value: unknown) => number {
   return (value) => {
     const text = String(value);
-    if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
-      throw usageError('ERR_INVALID_NUMBER', `invalid --${flag} ${JSON.stringify(text)}: give a whole number, 1 or more`);
+    if (!/^\d{1,9}$/.test(text) || Number(text) < min) {
+      throw usageError('ERR_INVALID_NUMBER', `invalid --${flag} ${JSON.stringify(text)}: give a whole number, ${min} or more`);
     }
     return Number(text);
   };
 }
+
+/** A whole number of at least 1, e.g. a connection limit. */
+export const positiveIntegerOption = (flag: string): ((value: unknown) => number) => integerOption(flag, 1);
+
+/** A whole number of at least 0, where 0 usually means "no limit". */
+export const countOption = (flag: string): ((value: unknown) => number) => integerOption(flag, 0);
 
 /** --allow/--deny values: each must be an IP address or subnet; parseCidr says what is wrong. */
 export function subnetsOption(values: unknown): string[] {

@@ -10,9 +10,9 @@ import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../datagram-server.js';
 import { usageError } from '../errors.js';
 import type { Protocol } from '../protocol.js';
 import { protocols } from '../protocols/index.js';
-import { createServer, DEFAULT_LIMITS, type ServerOptions } from '../server.js';
+import { createServer, DEFAULT_CONNECTION_LOGS_PER_SECOND, DEFAULT_LIMITS, type ServerOptions } from '../server.js';
 import { reportKernelStates } from '../tcp-states/close-reporter.js';
-import { parseCloseMode, parsePort, positiveIntegerOption, secondsOption, subnetsOption } from './arguments.js';
+import { countOption, parseCloseMode, parsePort, positiveIntegerOption, secondsOption, subnetsOption } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 
@@ -40,6 +40,10 @@ function commonOptions(y: Argv) {
       'kernel-states': {
         type: 'boolean', default: true,
         describe: "After each close, log the kernel's TCP state for the socket pair (TIME_WAIT or nothing), read from /proc/net/tcp (Linux); --no-kernel-states turns it off",
+      },
+      'connection-logs': {
+        type: 'string', default: String(DEFAULT_CONNECTION_LOGS_PER_SECOND), coerce: countOption('connection-logs'),
+        describe: 'Log at most this many connections a second in full (after a burst of twice as many); the rest are served and counted; 0 logs every one',
       },
       resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
       iterative: { type: 'boolean', default: false, describe: "Serve one connection at a time, like the tutorial's Perl server; later clients connect but wait" },
@@ -163,6 +167,7 @@ async function startTcp(service: Service, args: CommonArguments, logger: Logger,
     idleTimeoutMs: args.idleTimeout,
     iterative: args.iterative,
     limits: { maxConnections: args.maxConnections, maxPerSource: args.maxPerSource },
+    connectionLogsPerSecond: args.connectionLogs,
     closePolicy: { mode: args.close ?? 'fin', delayMs: args.closeDelay ?? 0 },
   };
   const access = accessControl(args);

@@ -25,9 +25,9 @@ import { formatRemaining } from './table.js';
 /** How long after the close to look: time for the peer's last FIN or ACK to cross loopback. */
 const SETTLE_MS = 50;
 /** At most one read of the kernel's table per this many ms, however fast connections close. */
-const MIN_READ_INTERVAL_MS = 200;
-/** Wait at least this many times the last read's duration: reading takes at most ~5% of the time. */
-const READ_COST_MULTIPLE = 20;
+const MIN_READ_INTERVAL_MS = 1000;
+/** Wait at least this many times the last read's duration: reading takes at most ~2% of the time. */
+const READ_COST_MULTIPLE = 50;
 /** At most this many connections reported per read; the rest of the batch is counted, not looked up. */
 const MAX_REPORTS_PER_READ = 20;
 
@@ -100,7 +100,8 @@ export class CloseReporter {
   private lastReadCostMs = 0;
   private reading?: Promise<void>;
   private readonly onState = (conn: Connection, _from: ConnectionState, to: ConnectionState): void => {
-    if (to === 'closed') this.enqueue(conn);
+    // A connection whose lines are not logged (sampled under load, or --log-level warn) needs no report.
+    if (to === 'closed' && conn.log.isLevelEnabled('info')) this.enqueue(conn);
   };
 
   constructor(
