@@ -7,8 +7,7 @@
  * The server closes first, so every connection leaves a TIME_WAIT on the server's side.
  */
 import net from 'node:net';
-import { LOOPBACK, measureWindow } from './load-tools.js';
-import { CpuWindow } from './proc-stats.js';
+import { LOOPBACK, measureRate } from './load-tools.js';
 import type { LoadContext, Measurement, Scenario } from './scenario.js';
 
 const CONNECTORS = 8;
@@ -42,25 +41,10 @@ async function daytimeConnections(ctx: LoadContext): Promise<Measurement> {
     });
 
   const connectors = Array.from({ length: CONNECTORS }, connector);
-  const cpu = new CpuWindow(ctx.serverPid);
-  let start = 0;
-  let startErrors = 0;
-  let startTime = 0;
-  const result = await measureWindow(
-    ctx.warmupMs,
-    ctx.durationMs,
-    () => {
-      cpu.begin();
-      start = completed;
-      startErrors = errors;
-      startTime = performance.now();
-    },
-    () => {
-      const connections = completed - start;
-      const seconds = (performance.now() - startTime) / 1000;
-      return { value: connections / seconds, operations: connections, ...cpu.end(), details: { errors: errors - startErrors } };
-    },
-  );
+  let errorsBefore = 0;
+  const result = await measureRate(ctx, () => completed, {
+    details: { begin: () => (errorsBefore = errors), end: () => ({ errors: errors - errorsBefore }) },
+  });
   running = false;
   await Promise.all(connectors);
   if (failure !== undefined) throw failure;

@@ -7,8 +7,7 @@
  * client sends, so lab-server's per-line message logging is on the hot path too.
  */
 import type net from 'node:net';
-import { connectMany, measureWindow, textLine } from './load-tools.js';
-import { CpuWindow } from './proc-stats.js';
+import { connectMany, measureRate, textLine } from './load-tools.js';
 import type { LoadContext, Measurement, Scenario } from './scenario.js';
 
 const WRITE_BYTES = 64 * 1024;
@@ -68,23 +67,7 @@ async function bulk(connections: number, ctx: LoadContext): Promise<Measurement>
   const window = Math.max(MIN_WINDOW_BYTES, Math.floor(TOTAL_WINDOW_BYTES / connections / WRITE_BYTES) * WRITE_BYTES);
   const clients = sockets.map((socket) => new BulkClient(socket, window, (error) => (failure ??= error)));
   const verified = (): number => clients.reduce((sum, c) => sum + c.verified, 0);
-  const cpu = new CpuWindow(ctx.serverPid);
-  let startBytes = 0;
-  let startTime = 0;
-  const result = await measureWindow(
-    ctx.warmupMs,
-    ctx.durationMs,
-    () => {
-      cpu.begin();
-      startBytes = verified();
-      startTime = performance.now();
-    },
-    () => {
-      const bytes = verified() - startBytes;
-      const seconds = (performance.now() - startTime) / 1000;
-      return { value: bytes / 1e6 / seconds, operations: bytes / 1e6, ...cpu.end() };
-    },
-  );
+  const result = await measureRate(ctx, verified, { perUnit: 1e6 }); // MB/s
   for (const client of clients) client.stop();
   if (failure !== undefined) throw failure;
   return result;

@@ -6,8 +6,7 @@
  * Latency is kept in a histogram with 1 µs buckets; p50 and p99 come from it.
  */
 import type net from 'node:net';
-import { connectMany, measureWindow, textLine } from './load-tools.js';
-import { CpuWindow } from './proc-stats.js';
+import { connectMany, measureRate, textLine } from './load-tools.js';
 import type { LoadContext, Measurement, Scenario } from './scenario.js';
 import { LatencyHistogram } from './stats.js';
 
@@ -67,30 +66,12 @@ async function pingPong(connections: number, ctx: LoadContext): Promise<Measurem
   const histogram: { current?: LatencyHistogram } = {};
   const clients = sockets.map((socket) => new PingPongClient(socket, histogram, (error) => (failure ??= error)));
   const total = (): number => clients.reduce((sum, c) => sum + c.roundTrips, 0);
-  const cpu = new CpuWindow(ctx.serverPid);
-  let start = 0;
-  let startTime = 0;
-  const result = await measureWindow(
-    ctx.warmupMs,
-    ctx.durationMs,
-    () => {
-      cpu.begin();
-      histogram.current = new LatencyHistogram();
-      start = total();
-      startTime = performance.now();
+  const result = await measureRate(ctx, total, {
+    details: {
+      begin: () => (histogram.current = new LatencyHistogram()),
+      end: () => ({ p50us: histogram.current!.percentileUs(0.5), p99us: histogram.current!.percentileUs(0.99) }),
     },
-    () => {
-      const roundTrips = total() - start;
-      const seconds = (performance.now() - startTime) / 1000;
-      const h = histogram.current!;
-      return {
-        value: roundTrips / seconds,
-        operations: roundTrips,
-        ...cpu.end(),
-        details: { p50us: h.percentileUs(0.5), p99us: h.percentileUs(0.99) },
-      };
-    },
-  );
+  });
   for (const client of clients) client.stop();
   if (failure !== undefined) throw failure;
   return result;
