@@ -176,7 +176,10 @@ or name scenarios: \`npm run bench -- echo-ping-pong daytime\`. \`npm run bench 
   Rates are measured for ${durationMs / 1000} s after ${mode.warmupMs / 1000} s of warm-up.
 - **Server CPU per operation** (details column) is the server's user + system time from /proc/<pid>/stat
   divided by the work done. It shows what each byte, round trip or connection costs the server even
-  when the load generator, not the server, sets the pace.
+  when the load generator, not the server, sets the pace. For bulk transfers over loopback, read it
+  with care: most of that time is the kernel's, and the kernel charges the receiving side's TCP work
+  to whichever process is sending at that moment, so the split between server and load generator
+  varies from run to run (the same \`s.pipe(s)\` server measured 520 to 1,350 µs of system time per MB).
 - The load generator is Node, not C, so the absolute figures are lower than those quoted in issue 6
   (1.2 GB/s, 128k round trips/s, 26k connections/s for the baseline); the ratios are what the targets judge.
 
