@@ -1,11 +1,8 @@
-/** Helpers shared by the scenarios' load generators (they run in bench/load-process.ts). */
+/** Helpers for the memory scenarios, whose clients are Node sockets (they run in bench/load-process.ts). */
 import { once } from 'node:events';
 import net from 'node:net';
-import { CpuWindow } from './proc-stats.js';
-import type { LoadContext, Measurement } from './scenario.js';
-import { sleep } from './stats.js';
 
-export const LOOPBACK = '127.0.0.1';
+const LOOPBACK = '127.0.0.1';
 
 /** Connects to the server under test; rejects on a connect error. */
 export async function connect(port: number): Promise<net.Socket> {
@@ -38,29 +35,6 @@ export async function connectMany(port: number, count: number, parallel: number,
     throw new Error(`a connection failed while opening ${count} (${reset.message}): did a server limit such as --max-per-source refuse it?`);
   }
   return sockets;
-}
-
-/** Secondary figures taken over the same window (latency percentiles, error counts). */
-export interface WindowDetails {
-  begin(): void;
-  end(): Record<string, number>;
-}
-
-/**
- * The rate scenarios' measurement. After `warmupMs` untimed, it measures how fast `count()`
- * grows during `durationMs` (per second, in units of `perUnit` counts), and the server's CPU
- * time over the same window. The load keeps running throughout, so the window sees a steady state.
- */
-export async function measureRate(ctx: LoadContext, count: () => number, { perUnit = 1, details }: { perUnit?: number; details?: WindowDetails } = {}): Promise<Measurement> {
-  const cpu = new CpuWindow(ctx.serverPid);
-  await sleep(ctx.warmupMs);
-  cpu.begin();
-  details?.begin();
-  const start = count();
-  await sleep(ctx.durationMs);
-  const operations = (count() - start) / perUnit;
-  const { serverCpuMs, windowMs } = cpu.end();
-  return { value: operations / (windowMs / 1000), operations, serverCpuMs, windowMs, ...(details && { details: details.end() }) };
 }
 
 /**

@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { scenarios } from './index.js';
+import { buildLoadGenerator } from './native-load.js';
 import { canPin, LOAD_CPU, runLoad, SERVER_CPU, startServer, type ServerKind } from './processes.js';
 import { markdownTable, summarise, textTable, type ScenarioResult, type SummaryRow } from './report.js';
 import type { LoadContext, Measurement, Scenario } from './scenario.js';
@@ -81,6 +82,11 @@ const selected = names.length === 0 ? scenarios : scenarios.filter((s) => names.
 if (selected.length === 0) {
   console.error(`no scenario matches ${names.join(', ')}; try --list`);
   process.exit(64);
+}
+const buildError = buildLoadGenerator();
+if (buildError !== undefined) {
+  console.error(`bench: ${buildError}`);
+  process.exit(69);
 }
 const mode = flags.quick ? DEFAULTS.quick : DEFAULTS.full;
 const durationMs = flags.duration === undefined ? mode.durationMs : Number(flags.duration) * 1000;
