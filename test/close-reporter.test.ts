@@ -143,3 +143,28 @@ test('lab-server daytime logs the kernel state after each close; --no-kernel-sta
     assert.equal(quiet.lines.filter((l) => l.event === 'kernel-state').length, 0);
   }
 });
+
+test('a huge kernel table (a TIME_WAIT storm) is not printed: the log says why, and no connection is left unaccounted', { skip: linuxOnly }, async () => {
+  let reads = 0;
+  const storm = { sockets: 120_000, timeWait: 119_000 };
+  const { port, log, stop } = await startWithReporter(daytime, {
+    maxTableRows: 10_000,
+    tableSize: async () => storm,
+    read: () => {
+      reads += 1;
+      return readTcpSockets();
+    },
+  });
+  try {
+    await readUntilServerCloses(port);
+    const skipped = await log.waitFor((line) => line.event === 'kernel-state-skipped', DEADLINE_MS);
+    assert.equal(skipped.connections, 1);
+    assert.equal(skipped.tableSockets, storm.sockets);
+    assert.equal(skipped.timeWait, storm.timeWait);
+    assert.match(String(skipped.msg), /120000 TCP sockets \(119000 in TIME_WAIT\)/);
+    assert.equal(reads, 0, 'the table was not read');
+    assert.equal(log.lines.filter((l) => l.event === 'kernel-state').length, 0);
+  } finally {
+    await stop();
+  }
+});

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { LabError } from '../src/errors.js';
-import { findConnection, isTcpStateReadingSupported, readTcpSockets } from '../src/tcp-states/read.js';
+import { findConnection, isTcpStateReadingSupported, readTcpSockets, readTcpTableSize } from '../src/tcp-states/read.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'reading TCP states needs Linux /proc/net/tcp';
 
@@ -107,5 +107,35 @@ test('without net/tcp6 (IPv6 disabled): only the IPv4 rows', async () => {
     assert.ok(entries.every((entry) => entry.family === 4));
   } finally {
     await rm(procRoot, { recursive: true });
+  }
+});
+
+test('readTcpTableSize: the counters from sockstat and sockstat6, without printing the table', async () => {
+  const procRoot = await mkdtemp(join(tmpdir(), 'lab-server-proc-'));
+  try {
+    assert.equal(await readTcpTableSize({ procRoot }), undefined, 'no /proc/net/sockstat: not Linux');
+    await mkdir(join(procRoot, 'net'));
+    // Captured on loopback during a daytime load: TIME_WAIT pairs outnumber open sockets.
+    await writeFile(join(procRoot, 'net', 'sockstat'), 'sockets: used 9\nTCP: inuse 7 orphan 1 tw 43088 alloc 9 mem 3\nUDP: inuse 0 mem 0\n');
+    assert.deepEqual(await readTcpTableSize({ procRoot }), { sockets: 7 + 43088, timeWait: 43088 });
+    await writeFile(join(procRoot, 'net', 'sockstat6'), 'TCP6: inuse 4\nUDP6: inuse 0\n');
+    assert.deepEqual(await readTcpTableSize({ procRoot }), { sockets: 7 + 4 + 43088, timeWait: 43088 });
+  } finally {
+    await rm(procRoot, { recursive: true });
+  }
+});
+
+test('readTcpTableSize agrees with the table it sizes (this machine, now)', { skip: linuxOnly }, async () => {
+  const { port, close } = await connectedPair('127.0.0.1', '127.0.0.1');
+  try {
+    const before = await readTcpTableSize();
+    const rows = (await readTcpSockets()).length;
+    const after = await readTcpTableSize();
+    assert.ok(before !== undefined && after !== undefined && before.sockets >= 3, `a listener and both ends of a connection at least: ${JSON.stringify(before)}`);
+    // Other tests open and close sockets meanwhile: the table is counted between the two counts, roughly.
+    const [low, high] = [Math.min(before.sockets, after.sockets), Math.max(before.sockets, after.sockets)];
+    assert.ok(rows >= low * 0.8 - 100 && rows <= high * 1.2 + 100, `sockstat said ${before.sockets} then ${after.sockets}; the table had ${rows} rows (port ${port})`);
+  } finally {
+    await close();
   }
 });
