@@ -121,6 +121,23 @@ test('binary junk and a 100 MiB line without a newline: echoed intact, log stays
   }
 });
 
+test('message logs have a budget per connection and one for the whole server; the echo loses nothing', async (t) => {
+  const { server, port, log, closed } = await startServer(echo);
+  t.after(() => server.close(0));
+  const CLIENTS = 20;
+  const LINES = 30; // within one connection's burst (40), but 600 in all: over the server's (200)
+  const started = performance.now();
+  const inputs = Array.from({ length: CLIENTS }, (_, c) => Buffer.from(Array.from({ length: LINES }, (_, l) => `client ${c} line ${l}\n`).join('')));
+  const outputs = await Promise.all(inputs.map((input) => echoRoundTrip(port, input)));
+  await Promise.all(inputs.map((_, i) => closed(i + 1)));
+  const elapsedS = (performance.now() - started) / 1000;
+  outputs.forEach((output, i) => assert.ok(output.equals(inputs[i]!), `client ${i} got its bytes back`));
+  const logged = log.events('message').length;
+  // The server-wide bucket: 200 at once, then 100 a second.
+  assert.ok(logged <= 200 + Math.ceil(100 * elapsedS), `${logged} messages logged in ${elapsedS.toFixed(2)} s`);
+  assert.ok(logged >= LINES, 'the first connections are logged in full');
+});
+
 test('--resolve logs the peer\'s host name, or that it has none, without delaying service', async (t) => {
   const { server, port, log, closed } = await startServer(echo, { resolvePeerNames: true });
   t.after(() => server.close(0));

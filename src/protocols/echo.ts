@@ -21,6 +21,9 @@ const MESSAGE_PREVIEW_BYTES = 80;
 /** Log at most this many messages per connection per second (after a burst): a flood must not make logging the bottleneck. */
 const MESSAGE_LOGS_PER_SECOND = 20;
 const MESSAGE_LOG_BURST = 40;
+/** And this many for the whole server: 100 connections within their own budgets would still log 2,000 lines a second. */
+const SERVER_MESSAGE_LOGS_PER_SECOND = 100;
+const SERVER_MESSAGE_LOG_BURST = 200;
 
 export const echo = defineProtocol({
   name: 'echo',
@@ -30,15 +33,20 @@ export const echo = defineProtocol({
   defaultPort: 5000,
   closesFirst: false,
   options: {},
-  // Over UDP, the reply to a datagram is the datagram itself.
-  createHandlers: () => ({ tcp: serveEcho, udp: (request) => request }),
+  createHandlers: () => {
+    const serverLogBudget = new RateLimiter(SERVER_MESSAGE_LOGS_PER_SECOND, SERVER_MESSAGE_LOG_BURST);
+    // Over UDP, the reply to a datagram is the datagram itself.
+    return { tcp: (conn) => serveEcho(conn, serverLogBudget), udp: (request) => request };
+  },
 });
 
-function serveEcho(conn: Connection): void {
+function serveEcho(conn: Connection, serverLogBudget: RateLimiter): void {
   const { socket } = conn;
   const logsMessages = conn.log.isLevelEnabled('info');
   const lines = new LinePreview(MESSAGE_PREVIEW_BYTES);
   const messageLogBudget = new RateLimiter(MESSAGE_LOGS_PER_SECOND, MESSAGE_LOG_BURST);
+  /** Lines seen whole but not logged since the last one logged. */
+  let skipped = 0;
   // Decide before doing the work: once the budget is spent, the next token is 1/20 s away, and
   // until then we pass chunks through without looking for lines in them (LinePreview#skip).
   // Those bytes are counted, not examined, and the next logged message says how many there were.
@@ -47,17 +55,18 @@ function serveEcho(conn: Connection): void {
 
   // Like the tutorial's Perl server, which prints "message: ..." for each line it reads.
   const logMessage = ({ text, length, truncated }: LoggedLine): void => {
-    const skipped = messageLogBudget.take();
-    if (skipped === undefined) {
+    // This connection's budget first, so a flooding client spends only its own tokens.
+    if (messageLogBudget.take() === undefined || serverLogBudget.take() === undefined) {
+      skipped += 1;
       quietUntil = Date.now() + 1000 / MESSAGE_LOGS_PER_SECOND;
       lines.skip();
       return;
     }
-    const unlogged = unexaminedBytes;
-    unexaminedBytes = 0;
+    const [notLogged, unlogged] = [skipped, unexaminedBytes];
+    [skipped, unexaminedBytes] = [0, 0];
     conn.log.info(
-      { event: 'message', text, length, truncated, ...(skipped > 0 && { skipped }), ...(unlogged > 0 && { unexaminedBytes: unlogged }) },
-      `message: ${text}${truncated ? ` … (${length} bytes)` : ''}${skipped > 0 ? ` (${skipped} earlier messages not logged)` : ''}` +
+      { event: 'message', text, length, truncated, ...(notLogged > 0 && { skipped: notLogged }), ...(unlogged > 0 && { unexaminedBytes: unlogged }) },
+      `message: ${text}${truncated ? ` … (${length} bytes)` : ''}${notLogged > 0 ? ` (${notLogged} earlier messages not logged)` : ''}` +
         `${unlogged > 0 ? ` (${unlogged} earlier bytes not logged)` : ''}`,
     );
   };
