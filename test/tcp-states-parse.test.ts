@@ -186,3 +186,15 @@ function kernelHex(full: string): string {
   const words = hex.match(/.{8}/g) ?? [];
   return words.map((word) => (word.match(/../g) ?? []).reverse().join('')).join('').toUpperCase();
 }
+
+test('a row filter decodes only the rows between a port and the given peer ports', () => {
+  const text = fixture('proc-net-tcp.txt');
+  const server = 0xe9ff; // a listener with one connection established and three in the handshake
+  const pairs = (entries: TcpSocketEntry[]): string[] => entries.map((e) => `${e.local.port}-${e.remote.port} ${e.state}`).sort();
+  const withPort = parseProcNetTcp(text, 4, 'LE', { port: server });
+  assert.ok(withPort.length >= 5 && withPort.every((e) => e.local.port === server || e.remote.port === server));
+  assert.ok(withPort.some((e) => e.state === 'LISTEN'));
+  const withPeers = parseProcNetTcp(text, 4, 'LE', { port: server, peerPorts: [0x87d6, 0x87ea] });
+  assert.deepEqual(pairs(withPeers), [`${0x87d6}-${server} SYN_SENT`, `${server}-${0x87ea} SYN_RECV`]);
+  assert.deepEqual(parseProcNetTcp(text, 4, 'LE', { port: server, peerPorts: [1] }), []);
+});

@@ -34,10 +34,11 @@ const READ_COST_MULTIPLE = 50;
 /** At most this many connections reported per read; the rest of the batch is counted, not looked up. */
 const MAX_REPORTS_PER_READ = 20;
 /**
- * Above this many sockets in the kernel's table, skip the read: printing and parsing 50,000 rows
- * takes about 0.2 s of CPU. (A test suite's 10,000 connections leave fewer TIME_WAIT pairs.)
+ * Above this many sockets in the kernel's table, skip the read: the kernel takes 3-5 µs to print
+ * each row, so 20,000 rows cost about 0.1 s of CPU. (Our stress suite's 10,000 connections leave
+ * fewer TIME_WAIT pairs than that, so the tests after it still see reports.)
  */
-const MAX_TABLE_ROWS = 50_000;
+const MAX_TABLE_ROWS = 20_000;
 
 export interface CloseReporterOptions {
   /** For the reporter's own lines (unavailable, sampled, read failed); per-connection lines use conn.log. */
@@ -45,8 +46,8 @@ export interface CloseReporterOptions {
   settleMs?: number;
   minReadIntervalMs?: number;
   maxReportsPerRead?: number;
-  /** Reads the kernel's table, rows with `port` only; injected by tests. Default: readTcpSockets(). */
-  read?: (port: number) => Promise<TcpSocketEntry[]>;
+  /** Reads the kernel's rows between `port` and one of `peerPorts`; injected by tests. Default: readTcpSockets(). */
+  read?: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
   /** Skip reads while the kernel's table has more sockets than this. */
   maxTableRows?: number;
   /** Counts the sockets in the kernel's table; injected by tests. Default: readTcpTableSize(). */
@@ -103,7 +104,7 @@ export class CloseReporter {
   private readonly settleMs: number;
   private readonly minReadIntervalMs: number;
   private readonly maxReportsPerRead: number;
-  private readonly read: (port: number) => Promise<TcpSocketEntry[]>;
+  private readonly read: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
   private readonly maxTableRows: number;
   private readonly tableSize: () => Promise<TcpTableSize | undefined>;
   /** Connections closed since the last read, waiting for the next one. */
@@ -125,7 +126,7 @@ export class CloseReporter {
     this.settleMs = options.settleMs ?? SETTLE_MS;
     this.minReadIntervalMs = options.minReadIntervalMs ?? MIN_READ_INTERVAL_MS;
     this.maxReportsPerRead = options.maxReportsPerRead ?? MAX_REPORTS_PER_READ;
-    this.read = options.read ?? ((port) => readTcpSockets({ port }));
+    this.read = options.read ?? ((port, peerPorts) => readTcpSockets({ port, peerPorts }));
     this.maxTableRows = options.maxTableRows ?? MAX_TABLE_ROWS;
     this.tableSize = options.tableSize ?? (() => readTcpTableSize());
     server.on('connection-state', this.onState);
@@ -180,8 +181,8 @@ export class CloseReporter {
     this.skipped += batch.length - reported.length;
     let entries: TcpSocketEntry[];
     try {
-      // Only our port's rows: the server's end of every pair we report holds it.
-      entries = await this.read(reported[0]!.local.port);
+      // Only the rows of the pairs we report: our port at one end, a reported client's at the other.
+      entries = await this.read(reported[0]!.local.port, reported.map((conn) => conn.remote.port));
       this.lastReadCostMs = performance.now() - this.lastReadAt;
     } catch (error) {
       this.options.logger.warn({ event: 'kernel-state-failed', err: error }, `could not read the kernel's TCP states: ${(error as Error).message}`);

@@ -140,18 +140,17 @@ export function formatIPv6(bytes: readonly number[]): string {
  * Skips the header row and blank lines, and ignores the columns after `inode` (reference count,
  * kernel address, congestion details), which differ between row kinds and kernel versions.
  * A row that does not parse is an error naming its line: silently dropping a socket would
- * hide exactly the thing a student is looking for. `port`, if given, keeps only the rows with
- * that port at either end (a cheap text match; a row that merely contains the same hex digits
- * elsewhere is decoded and then kept, so the caller still matches endpoints exactly).
+ * hide exactly the thing a student is looking for. `filter`, if given, keeps only the rows
+ * with its port at one end and, with `peerPorts`, one of those at the other (a cheap text match;
+ * a row that merely contains the same hex digits elsewhere is decoded and then kept, so the
+ * caller still matches endpoints exactly).
  */
-export function parseProcNetTcp(text: string, family: 4 | 6, endianness: Endianness = 'LE', port?: number): TcpSocketEntry[] {
+export function parseProcNetTcp(text: string, family: 4 | 6, endianness: Endianness = 'LE', filter?: RowFilter): TcpSocketEntry[] {
   const source = family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6';
   const entries: TcpSocketEntry[] = [];
-  // With a port, rows that do not mention `:PORT ` (as the kernel prints it, %04X) are skipped
-  // before the costly decoding: on a busy machine the table holds tens of thousands of rows.
-  const portField = port === undefined ? undefined : `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  const mentions = filter === undefined ? undefined : rowMatcher(filter);
   text.split('\n').forEach((line, index) => {
-    if (portField !== undefined && !line.includes(portField)) return;
+    if (mentions !== undefined && !mentions(line)) return;
     const trimmed = line.trim();
     if (trimmed === '' || /^sl\b/.test(trimmed)) return;
     try {
@@ -162,6 +161,24 @@ export function parseProcNetTcp(text: string, family: 4 | 6, endianness: Endiann
     }
   });
   return entries;
+}
+
+/** Which rows to decode: on a busy machine the table holds tens of thousands, each costly to decode. */
+export interface RowFilter {
+  /** Rows with this port at either end. */
+  port: number;
+  /** And, if given, one of these at the other end: the client ports of the connections looked up. */
+  peerPorts?: readonly number[];
+}
+
+/** A test on a row's text for the ports as the kernel prints them (`:%04X` and a space). */
+function rowMatcher({ port, peerPorts }: RowFilter): (line: string) => boolean {
+  const field = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
+  const portField = `:${field(port)} `;
+  if (peerPorts === undefined) return (line) => line.includes(portField);
+  // One pass over the row for all peers at once (a TIME_WAIT storm puts our port in every row).
+  const peerField = new RegExp(`:(?:${peerPorts.map(field).join('|')}) `);
+  return (line) => line.includes(portField) && peerField.test(line);
 }
 
 /**

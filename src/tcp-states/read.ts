@@ -19,6 +19,8 @@ export interface ReadTcpSocketsOptions {
   procRoot?: string;
   /** Only rows with this port at either end (faster on a machine with many sockets). */
   port?: number;
+  /** With `port`: only rows with one of these ports at the other end (faster still). */
+  peerPorts?: readonly number[];
 }
 
 /** Whether readTcpSockets can work here: is there a `net/tcp` under the proc root? */
@@ -46,8 +48,9 @@ export async function readTcpSockets(options: ReadTcpSocketsOptions = {}): Promi
   const tcp6 = await readIfPresent(`${tcpPath}6`);
   // The files hold the addresses in this CPU's byte order (see decodeAddress).
   const order = endianness();
-  const { port } = options;
-  return [...parseProcNetTcp(tcp, 4, order, port), ...(tcp6 === undefined ? [] : parseProcNetTcp(tcp6, 6, order, port))];
+  const { port, peerPorts } = options;
+  const filter = port === undefined ? undefined : { port, ...(peerPorts && { peerPorts }) };
+  return [...parseProcNetTcp(tcp, 4, order, filter), ...(tcp6 === undefined ? [] : parseProcNetTcp(tcp6, 6, order, filter))];
 }
 
 /** How big the kernel's TCP table is, from /proc/net/sockstat(6). */
