@@ -269,7 +269,8 @@ export class LabServer extends EventEmitter<ServerEvents> {
   }
 
   private onStateChange(conn: Connection, from: ConnectionState, to: ConnectionState): void {
-    conn.log.debug({ event: 'state', from, to }, `connection #${conn.id}: ${from} → ${to}`);
+    // Checked first: three transitions per connection, and under load most are not logged.
+    if (conn.log.isLevelEnabled('debug')) conn.log.debug({ event: 'state', from, to }, `connection #${conn.id}: ${from} → ${to}`);
     if (to === 'closed') this.forget(conn);
     this.emit('connection-state', conn, from, to);
     if (to === 'closed' && conn === this.serving) {
@@ -280,9 +281,8 @@ export class LabServer extends EventEmitter<ServerEvents> {
   }
 
   private forget(conn: Connection): void {
-    const report = conn.report();
-    this.totals.bytesIn += report.bytesIn;
-    this.totals.bytesOut += report.bytesOut;
+    this.totals.bytesIn += conn.socket.bytesRead;
+    this.totals.bytesOut += conn.socket.bytesWritten;
     this.connections.delete(conn);
     const source = unmapIPv4(conn.remote.address);
     const fromSource = (this.perSource.get(source) ?? 1) - 1;
@@ -292,6 +292,7 @@ export class LabServer extends EventEmitter<ServerEvents> {
     if (queuedAt !== -1) this.waiting.splice(queuedAt, 1);
     if (this.connections.size === 0) this.whenAllClosed?.();
     if (!conn.log.isLevelEnabled('info')) return;
+    const report = conn.report();
     const why = report.reason === undefined || report.reason === 'protocol' ? '' : ` (${report.reason})`;
     conn.log.info(
       { event: 'closed', pair: conn.socketPair, ...report },
