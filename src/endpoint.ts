@@ -17,12 +17,17 @@ export function unmapIPv4(address: string): string {
   return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-/** The two ends of a connected socket, as the kernel reports them (getsockname, getpeername). */
-export function socketEnds(socket: { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number }): { local: Endpoint; remote: Endpoint } {
-  return {
-    local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-    remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-  };
+type SocketAddresses = { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number };
+
+/** A connected socket's own end, as the kernel reports it (getsockname). */
+export const localEndpoint = (socket: SocketAddresses): Endpoint => ({ address: socket.localAddress ?? '', port: socket.localPort ?? 0 });
+
+/** A connected socket's peer, as the kernel reports it (getpeername). */
+export const remoteEndpoint = (socket: SocketAddresses): Endpoint => ({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 });
+
+/** The two ends of a connected socket. */
+export function socketEnds(socket: SocketAddresses): { local: Endpoint; remote: Endpoint } {
+  return { local: localEndpoint(socket), remote: remoteEndpoint(socket) };
 }
 
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
