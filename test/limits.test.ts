@@ -59,6 +59,22 @@ test('--max-per-source: the third connection from one address is reset; another 
   second.socket.destroy();
 });
 
+test('--max-per-source counts sources that were connected before counting started, and again after an idle spell', async (t) => {
+  // The server asks who each client is only once as many connections are open as the limit.
+  const { server, port } = await startServer(echo, { limits: { maxPerSource: 3 } });
+  t.after(() => server.close(0));
+  for (let round = 1; round <= 2; round++) {
+    const held = [await attempt('127.0.0.1', port), await attempt('127.0.0.1', port), await attempt('127.0.0.2', port)];
+    assert.deepEqual(held.map((h) => h.outcome), ['served', 'served', 'served'], `round ${round}`);
+    const third = await attempt('127.0.0.1', port); // 127.0.0.1 had 2 of its 3
+    assert.equal(third.outcome, 'served', `round ${round}: below the limit for this address`);
+    assert.equal(await outcomeOf('127.0.0.1', port), 'refused', `round ${round}: a fourth from 127.0.0.1`);
+    assert.equal(await outcomeOf('127.0.0.2', port), 'served', `round ${round}: 127.0.0.2 had only one`);
+    for (const { socket } of [...held, third]) socket.destroy();
+    while (server.connections.size > 0) await once(server, 'connection-state');
+  }
+});
+
 test('--max-connections: refused beyond the limit, from any address', async (t) => {
   const { server, port, log } = await startServer(echo, { limits: { maxConnections: 2 } });
   t.after(() => server.close(0));
