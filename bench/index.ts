@@ -1,6 +1,6 @@
 /** Every benchmark scenario, in the order the runner runs them. Registered by hand: one line each. */
 import { daytimeConnectionRate } from './daytime-connections.js';
-import { echoBulk1, echoBulk50 } from './echo-bulk.js';
+import { echoBulk1, echoBulk1Trim, echoBulk50, echoBulk50Trim } from './echo-bulk.js';
 import { echoPingPong1, echoPingPong100 } from './echo-ping-pong.js';
 import { idleConnections } from './idle-memory.js';
 import type { Scenario } from './scenario.js';
@@ -9,6 +9,8 @@ import { slowReaderScenario } from './slow-reader.js';
 export const scenarios: readonly Scenario[] = [
   echoBulk1,
   echoBulk50,
+  echoBulk1Trim,
+  echoBulk50Trim,
   echoPingPong1,
   echoPingPong100,
   daytimeConnectionRate,

@@ -55,9 +55,11 @@ export interface ServerStartOptions {
   logFile: string;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: readonly string[];
+  /** Added to the server's environment. */
+  env?: Readonly<Record<string, string>>;
 }
 
-export async function startServer({ kind, protocol, labServerFlags = [], logFile, nodeFlags = [] }: ServerStartOptions): Promise<RunningServer> {
+export async function startServer({ kind, protocol, labServerFlags = [], logFile, nodeFlags = [], env = {} }: ServerStartOptions): Promise<RunningServer> {
   // lab-server with its default flags, as a user runs it, except two the rules of this lab
   // require: loopback only (--host 127.0.0.1) and a free port chosen by the kernel (--port 0);
   // plus, for scenarios with many clients, raised connection limits (Scenario#labServerFlags).
@@ -67,7 +69,7 @@ export async function startServer({ kind, protocol, labServerFlags = [], logFile
       : ['node', ...nodeFlags, BASELINE_CLI, protocol, '0'];
   const out = openSync(logFile, 'w');
   const [file, args] = command(SERVER_CPU, argv);
-  const child = spawn(file, args, { stdio: ['ignore', out, 'pipe'] });
+  const child = spawn(file, args, { stdio: ['ignore', out, 'pipe'], env: { ...process.env, ...env } });
   closeSync(out);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));

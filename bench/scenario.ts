@@ -51,6 +51,8 @@ export interface Scenario {
    * which all come from 127.0.0.1.
    */
   labServerFlags?: readonly string[];
+  /** Environment variables for both servers alike (say, malloc tunables): a controlled condition, not a flag. */
+  serverEnv?: Readonly<Record<string, string>>;
   metric: { name: string; unit: string };
   /** What one operation is, for the CPU-per-operation column ("round trip", "MB"...). */
   operation?: { name: string; perUnit: number };
