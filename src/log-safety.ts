@@ -113,6 +113,7 @@ export class LinePreview {
    * The line in progress is dropped; push() picks up again at the next whole line.
    */
   skip(): void {
+    if (this.resyncing && this.length === 0) return; // skipping already: nothing kept to drop
     this.head = [];
     this.headBytes = 0;
     this.length = 0;
