@@ -95,9 +95,12 @@ export function textTable(rows: readonly SummaryRow[]): string {
   return [line(table[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...table.slice(1).map(line)].join('\n');
 }
 
-/** The same table in Markdown. */
-export function markdownTable(rows: readonly SummaryRow[]): string {
-  const line = (r: string[]): string => `| ${r.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`;
+/** The same table in Markdown; `columns` picks some (the README shows the first five and the verdict). */
+export function markdownTable(rows: readonly SummaryRow[], columns: readonly number[] = HEADERS.map((_, i) => i)): string {
+  const line = (r: string[]): string => `| ${columns.map((i) => r[i]!.replaceAll('|', '\\|')).join(' | ')} |`;
   const align = HEADERS.map((_, i) => (i >= 2 && i <= 5 ? '---:' : '---'));
   return [line(HEADERS), line(align), ...rows.map((r) => line(cells(r)))].join('\n');
 }
+
+/** The columns the README's summary shows: scenario, unit, both figures, ratio, target, verdict. */
+export const SUMMARY_COLUMNS = [0, 1, 2, 3, 4, 6, 7];
