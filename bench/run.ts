@@ -12,9 +12,8 @@
  *   --quick           one run per server and shorter windows (about a minute in all)
  *   --runs N          runs per server and scenario (default 5; memory scenarios 2)
  *   --duration S      measuring window in seconds (default 2; --quick 1.5)
- *   --write PATH      where to write the Markdown report (default docs/benchmarks.md, and the
- *                     summary in README.md, only
- *                     after a run of every scenario)
+ *   --write PATH      where to write the Markdown report (default: docs/benchmarks.md, and the
+ *                     summary in README.md, only after a run of every scenario)
  *   --no-write        do not write the report
  *   --keep-logs       keep lab-server's log files (their directory is printed)
  *   --lab-server-flags "FLAGS"
