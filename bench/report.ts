@@ -36,15 +36,36 @@ function formatNumber(value: number): string {
 }
 
 /** Server CPU time per operation: how much work each byte or round trip costs, whoever is the bottleneck. */
+const cpuPerOperationOf = (m: Measurement): number | undefined =>
+  m.serverCpuMs === undefined || !m.operations ? undefined : (m.serverCpuMs * 1000) / m.operations;
+
 function cpuPerOperation(runs: readonly Measurement[]): number {
-  return medianOf(runs, (m) => (m.serverCpuMs === undefined || !m.operations ? undefined : (m.serverCpuMs * 1000) / m.operations));
+  return medianOf(runs, cpuPerOperationOf);
+}
+
+/**
+ * The median, over runs, of lab-server's figure divided by the baseline's in the run beside it.
+ * A virtual machine drifts between faster and slower states that last minutes (daytime rates of
+ * 21k and 31k connections/s for the same server); the two runs of a pair, seconds apart, share
+ * the state, so their ratio cancels it where a ratio of the two medians would not.
+ */
+function pairedRatio(lab: readonly Measurement[], baseline: readonly Measurement[], pick: (m: Measurement) => number | undefined): number {
+  const ratios = lab.map((m, i) => {
+    const [a, b] = [pick(m), baseline[i] && pick(baseline[i])];
+    return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+  });
+  return median(ratios.filter((r): r is number => r !== undefined && Number.isFinite(r)));
 }
 
 export function summarise({ scenario, lab, baseline, error }: ScenarioResult): SummaryRow {
   const labValue = medianOf(lab, (m) => m.value);
   const baselineValue = medianOf(baseline, (m) => m.value);
-  const ratio = labValue / baselineValue;
-  const cpuRatio = cpuPerOperation(baseline) / cpuPerOperation(lab);
+  const ratio = pairedRatio(lab, baseline, (m) => m.value);
+  const perOperationCost = (m: Measurement): number | undefined => {
+    const cost = cpuPerOperationOf(m);
+    return cost === undefined ? undefined : 1 / cost;
+  };
+  const cpuRatio = pairedRatio(lab, baseline, perOperationCost);
   const { target } = scenario;
   // A rate must meet its target twice: as measured, and in server CPU per operation. The second
   // catches a cost the first hides when the load generator, not the server, sets the pace.

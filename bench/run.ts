@@ -146,7 +146,7 @@ for (const scenario of selected) {
 }
 const elapsedS = (performance.now() - started) / 1000;
 const rows: SummaryRow[] = results.map(summarise);
-console.log(`\n${textTable(rows)}\n\n(medians; ratio = lab-server / baseline; ${elapsedS.toFixed(0)} s)`);
+console.log(`\n${textTable(rows)}\n\n(medians; ratio = median over runs of lab-server / the baseline beside it; ${elapsedS.toFixed(0)} s)`);
 
 if (!flags['keep-logs']) rmSync(logDir, { recursive: true, force: true });
 else progress(`lab-server logs kept in ${logDir}`);
@@ -195,7 +195,9 @@ or name scenarios: \`npm run bench -- echo-ping-pong daytime\`. \`npm run bench 
   for echo and \`s.end(line)\` for daytime, nothing else.
 - **Same run, alternating.** Each scenario runs lab-server, then the baseline, then lab-server again
   (A B A B, ${DEFAULTS.full.runs} runs each by default, 2 for the memory scenarios), a fresh server process each time.
-  Figures are medians; ratio = lab-server / baseline.
+  Figures are medians. The ratio is the median of the per-run ratios: lab-server's figure over the
+  baseline's in the run beside it. A VM drifts between faster and slower states lasting minutes, and
+  the two runs of a pair, seconds apart, share the state; a ratio of the two medians would not cancel it.
 - **Separate cores.** ${canPin() ? `Each server is pinned to CPU ${SERVER_CPU} and the load generator to CPU ${LOAD_CPU}, with taskset.` : 'taskset was not found: processes were not pinned.'}
   Rates are measured for ${durationMs / 1000} s after ${mode.warmupMs / 1000} s of warm-up.
 - **The load generator** is \`bench/load-generator.c\`, one epoll loop in C that checks every reply,
