@@ -47,18 +47,21 @@ function serveEcho(conn: Connection, serverLogBudget: RateLimiter): void {
   const messageLogBudget = new RateLimiter(MESSAGE_LOGS_PER_SECOND, MESSAGE_LOG_BURST);
   /** Lines seen whole but not logged since the last one logged. */
   let skipped = 0;
-  // Decide before doing the work: once the budget is spent, the next token is 1/20 s away, and
-  // until then we pass chunks through without looking for lines in them (LinePreview#skip).
-  // Those bytes are counted, not examined, and the next logged message says how many there were.
+  // Decide before doing the work: once this connection's budget is spent, its next token is
+  // 1/20 s away, and until then we pass chunks through without looking for lines in them
+  // (LinePreview#skip); when the whole server's budget is spent, we wait a second, as many
+  // connections share it. The bytes are counted, not examined, and the next logged message
+  // says how many there were.
   let quietUntil = 0;
   let unexaminedBytes = 0;
 
   // Like the tutorial's Perl server, which prints "message: ..." for each line it reads.
   const logMessage = ({ text, length, truncated }: LoggedLine): void => {
     // This connection's budget first, so a flooding client spends only its own tokens.
-    if (messageLogBudget.take() === undefined || serverLogBudget.take() === undefined) {
+    const quietMs = messageLogBudget.take() === undefined ? 1000 / MESSAGE_LOGS_PER_SECOND : serverLogBudget.take() === undefined ? 1000 : 0;
+    if (quietMs > 0) {
       skipped += 1;
-      quietUntil = Date.now() + 1000 / MESSAGE_LOGS_PER_SECOND;
+      quietUntil = Date.now() + quietMs;
       lines.skip();
       return;
     }
