@@ -61,5 +61,7 @@ export interface Scenario {
   runs?: { full: number; quick: number };
   /** Whether warm-up and duration apply; memory scenarios set their own time limits. */
   timed: boolean;
+  /** A longer warm-up than the runner's, for a load that takes longer to reach its steady state. */
+  warmupMs?: number;
   load(ctx: LoadContext): Promise<Measurement>;
 }
