@@ -255,7 +255,7 @@ export class LabServer extends EventEmitter<ServerEvents> {
   /** Open connections per client address, counted from scratch. */
   private countSources(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const conn of this.connections) countSource(counts, unmapIPv4(conn.remote.address), +1);
+    for (const conn of this.connections) countSource(counts, clientAddress(conn.socket), +1);
     return counts;
   }
 
@@ -299,11 +299,13 @@ export class LabServer extends EventEmitter<ServerEvents> {
     this.totals.bytesIn += conn.socket.bytesRead;
     this.totals.bytesOut += conn.socket.bytesWritten;
     this.connections.delete(conn);
-    if (this.perSource !== undefined) countSource(this.perSource, unmapIPv4(conn.remote.address), -1);
-    if (this.connections.size === 0) this.perSource = undefined;
+    if (this.perSource !== undefined) countSource(this.perSource, clientAddress(conn.socket), -1);
     const queuedAt = this.waiting.indexOf(conn);
     if (queuedAt !== -1) this.waiting.splice(queuedAt, 1);
-    if (this.connections.size === 0) this.whenAllClosed?.();
+    if (this.connections.size === 0) {
+      this.perSource = undefined; // idle: no address can be near the per-source limit
+      this.whenAllClosed?.();
+    }
     if (!conn.log.isLevelEnabled('info')) return;
     const report = conn.report();
     const why = report.reason === undefined || report.reason === 'protocol' ? '' : ` (${report.reason})`;

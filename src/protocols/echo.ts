@@ -55,10 +55,17 @@ function serveEcho(conn: Connection, serverLogBudget: RateLimiter): void {
   let quietUntil = 0;
   let unexaminedBytes = 0;
 
+  /** 0 if this line may be logged; otherwise how long to stop looking for lines. */
+  const quietPeriodMs = (): number => {
+    // This connection's budget first, so a flooding client spends only its own tokens.
+    if (messageLogBudget.take() === undefined) return 1000 / MESSAGE_LOGS_PER_SECOND;
+    if (serverLogBudget.take() === undefined) return 1000;
+    return 0;
+  };
+
   // Like the tutorial's Perl server, which prints "message: ..." for each line it reads.
   const logMessage = ({ text, length, truncated }: LoggedLine): void => {
-    // This connection's budget first, so a flooding client spends only its own tokens.
-    const quietMs = messageLogBudget.take() === undefined ? 1000 / MESSAGE_LOGS_PER_SECOND : serverLogBudget.take() === undefined ? 1000 : 0;
+    const quietMs = quietPeriodMs();
     if (quietMs > 0) {
       skipped += 1;
       quietUntil = Date.now() + quietMs;

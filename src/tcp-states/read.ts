@@ -49,7 +49,7 @@ export async function readTcpSockets(options: ReadTcpSocketsOptions = {}): Promi
   // The files hold the addresses in this CPU's byte order (see decodeAddress).
   const order = endianness();
   const { port, peerPorts } = options;
-  const filter = port === undefined ? undefined : { port, ...(peerPorts && { peerPorts }) };
+  const filter = port === undefined ? undefined : { port, peerPorts };
   return [...parseProcNetTcp(tcp, 4, order, filter), ...(tcp6 === undefined ? [] : parseProcNetTcp(tcp6, 6, order, filter))];
 }
 
