@@ -15,6 +15,7 @@ import { reportKernelStates } from '../tcp-states/close-reporter.js';
 import { countOption, parseCloseMode, parsePort, positiveIntegerOption, secondsOption, subnetsOption } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS } from './logger.js';
+import { raiseMallocThresholds } from './malloc-thresholds.js';
 
 const DEFAULT_SHUTDOWN_SECONDS = '5';
 const DEFAULT_BASE_PORT = '10000';
@@ -135,7 +136,9 @@ interface RunningService {
 /** Starts every service, waits for a signal, and shuts them all down. */
 async function serve(services: Service[], args: CommonArguments): Promise<void> {
   const logger = createLogger(args.logFormat, args.logLevel);
+  // Tuning for the whole process, as a daemon's main() does: descriptors, then the C heap.
   fitConnectionsToDescriptors(args, logger, services.length * (args.udp ? 2 : 1));
+  raiseMallocThresholds();
   // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
   const stopRequested = shutdownSignal(logger);
   const ownPorts = new Set<number>();
