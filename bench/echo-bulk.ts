@@ -7,14 +7,13 @@
  * 64-byte lines, as a person's client sends, so lab-server's per-line message logging is on the
  * hot path too.
  *
- * The `-trim` variants run both servers with glibc's heap trimming held off. Node reads each
- * chunk into a fresh 64 KiB malloc block, freed in batches when the garbage collector runs.
- * Whether glibc gives those pages back to the kernel after each batch (brk), only to fault them
- * in again at 4 KiB a time, depends on where live blocks happen to sit in the heap, and so on
- * everything the process did at startup: a run in the unlucky layout spends a quarter of its time
- * in page faults. lab-server, with its CLI and logger loaded, lands there far more often than the
- * bare baseline. With the trim threshold set high (as a production deployment would, through the
- * environment), both servers keep their pages and the ratio measures the code.
+ * The `-trim` variants take the C allocator out of the comparison. Node reads each chunk into a
+ * fresh 64 KiB malloc block, freed in batches when the garbage collector runs, and by default glibc
+ * may give those pages back to the kernel after each batch (brk) only to fault them in again, 4 KiB
+ * at a time. lab-server raises glibc's trim threshold at startup (src/cli/malloc-thresholds.ts); the
+ * bare baseline does not, and whether it pays depends on where live blocks happen to sit in its heap.
+ * The -trim runs set the threshold from the environment for both servers, so they compare the code
+ * alone; they have no target of their own.
  */
 import { runNativeLoad } from './native-load.js';
 import type { Scenario } from './scenario.js';
@@ -41,7 +40,8 @@ const echoBulk = (connections: number, trimHeldOff = false): Scenario => {
     ...(trimHeldOff && { serverEnv: KEEP_FREED_HEAP }),
     metric: { name: 'throughput', unit: 'MB/s' },
     operation: { name: 'MB', perUnit: 1 },
-    target: { kind: 'min-ratio', value: 0.95 },
+    // The issue's target is for the servers as they start by default; the -trim runs are a reference.
+    ...(!trimHeldOff && { target: { kind: 'min-ratio', value: 0.95 } }),
     timed: true,
     warmupMs: BULK_WARMUP_MS,
     load: (ctx) => runNativeLoad(ctx, ['bulk', connections, window], 1e6),

@@ -70,11 +70,13 @@ export function summarise({ scenario, lab, baseline, error }: ScenarioResult): S
   // A rate must meet its target twice: as measured, and in server CPU per operation. The second
   // catches a cost the first hides when the load generator, not the server, sets the pace.
   const [targetText, pass] =
-    target.kind === 'min-ratio'
-      ? [`ratio ≥ ${target.value}`, ratio >= target.value && !(cpuRatio < target.value)]
-      : target.kind === 'max-ratio'
-        ? [`ratio ≤ ${target.value}`, ratio <= target.value]
-        : [`< ${target.value} ${scenario.metric.unit}`, labValue < target.value];
+    target === undefined
+      ? ['none (reference)', undefined]
+      : target.kind === 'min-ratio'
+        ? [`ratio ≥ ${target.value}`, ratio >= target.value && !(cpuRatio < target.value)]
+        : target.kind === 'max-ratio'
+          ? [`ratio ≤ ${target.value}`, ratio <= target.value]
+          : [`< ${target.value} ${scenario.metric.unit}`, labValue < target.value];
   const details: string[] = [];
   if (scenario.operation !== undefined) {
     details.push(`server CPU ${formatNumber(cpuPerOperation(lab))} vs ${formatNumber(cpuPerOperation(baseline))} µs/${scenario.operation.name}`);

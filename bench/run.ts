@@ -212,12 +212,12 @@ or name scenarios: \`npm run bench -- echo-ping-pong daytime\`. \`npm run bench 
   divided by the work done, over the same window.
 - **\`-trim\` rows** run both servers with \`GLIBC_TUNABLES=glibc.malloc.trim_threshold=134217728\`.
   Node reads each chunk into a fresh 64 KiB malloc block, and the garbage collector frees them in
-  batches. Whether glibc then returns those pages to the kernel (and faults them back in, 4 KiB at
-  a time, for the next batch) depends on where live blocks happen to sit in its heap, which depends
-  on everything the process did at startup. In that unlucky layout a server spends a quarter of
-  its time in page faults; lab-server, with its CLI and logger loaded, lands there far more often
-  than the bare baseline. The -trim rows hold trimming off for both, so they compare the code.
-  On a server you run for bulk transfers, set the same variable (see README).
+  batches. By default glibc may return those pages to the kernel after each batch and fault them
+  back in, 4 KiB at a time, for the next one: a quarter of a bulk server's time. lab-server raises
+  the threshold itself at startup (\`src/cli/malloc-thresholds.ts\`); the bare baseline does not, and
+  whether it pays depends on where live blocks happen to sit in its heap. The -trim rows hold
+  trimming off for both from the environment, so they compare the code alone: a reference, with no
+  target of its own.
 
 ## Machine
 

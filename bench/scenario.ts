@@ -56,7 +56,8 @@ export interface Scenario {
   metric: { name: string; unit: string };
   /** What one operation is, for the CPU-per-operation column ("round trip", "MB"...). */
   operation?: { name: string; perUnit: number };
-  target: Target;
+  /** None for a reference comparison that no target of the issue applies to. */
+  target?: Target;
   /** Runs per server. Memory scenarios are slow and steady, so they run fewer times. */
   runs?: { full: number; quick: number };
   /** Whether warm-up and duration apply; memory scenarios set their own time limits. */
