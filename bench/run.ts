@@ -25,8 +25,9 @@
  *                     (`echo-bulk` runs echo-bulk-1 and echo-bulk-50)
  */
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { scenarios } from './index.js';
@@ -124,10 +125,24 @@ async function runOnce(scenario: Scenario, kind: ServerKind, run: number): Promi
   }
 }
 
+/** Share of all CPUs' time spent on anything but idling over `ms`, while this process only waits. */
+async function otherWorkPercent(ms: number): Promise<number> {
+  const idleAndTotal = (): [number, number] =>
+    cpus().reduce<[number, number]>(([idle, total], { times }) => [idle + times.idle, total + times.user + times.nice + times.sys + times.idle + times.irq], [0, 0]);
+  const [idleBefore, totalBefore] = idleAndTotal();
+  await sleep(ms);
+  const [idleAfter, totalAfter] = idleAndTotal();
+  return 100 * (1 - (idleAfter - idleBefore) / (totalAfter - totalBefore));
+}
+
+// Benchmarks need a quiet machine: another busy process on either core skews every figure. The
+// load average would also count the tsc that `npm run bench` ran a moment ago, so look at the CPUs now.
+const QUIET_SAMPLE_MS = 2000;
+const BUSY_PERCENT_LIMIT = 10;
+const busyBefore = await otherWorkPercent(QUIET_SAMPLE_MS);
+const machineWasBusy = busyBefore > BUSY_PERCENT_LIMIT;
+if (machineWasBusy) progress(`warning: the CPUs were ${busyBefore.toFixed(0)}% busy before starting: other processes are at work, figures will be noisy`);
 const started = performance.now();
-// Benchmarks need a quiet machine: another busy process on either core skews every figure.
-const loadBefore = loadavg()[0]!;
-if (loadBefore > 0.5) progress(`warning: load average ${loadBefore.toFixed(2)} before starting: other processes are busy, figures will be noisy`);
 const results: ScenarioResult[] = [];
 for (const scenario of selected) {
   const result: ScenarioResult = { scenario, lab: [], baseline: [] };
@@ -223,9 +238,9 @@ or name scenarios: \`npm run bench -- echo-ping-pong daytime\`. \`npm run bench 
 
 - CPU: ${cpu}, ${cpus().length} cores; memory ${(totalmem() / 2 ** 30).toFixed(0)} GiB
 - Linux ${release()}, Node ${process.version}
-- Total time: ${seconds.toFixed(0)} s; 1-minute load average ${loadBefore.toFixed(2)} before the run${
+- Total time: ${seconds.toFixed(0)} s; other work kept the CPUs ${busyBefore.toFixed(0)}% busy in the ${QUIET_SAMPLE_MS / 1000} s before the run${
     // Only the figure before says anything about other processes: the run itself keeps both cores busy.
-    loadBefore > 0.5 ? ' (**other processes were busy: these figures are noisy; run again on a quiet machine**)' : ''
+    machineWasBusy ? ' (**other processes were busy: these figures are noisy; run again on a quiet machine**)' : ''
   }
 
 ## Results
