@@ -123,6 +123,44 @@ async function readUntilServerCloses(port: number): Promise<void> {
   await once(socket, 'close');
 }
 
+test('many closes since the last read: the table is not read while it churns; reports resume when closes slow down', { skip: linuxOnly }, async () => {
+  const CLIENTS = 12;
+  let reads = 0;
+  const { port, log, stop } = await startWithReporter(echo, {
+    maxClosesBetweenReads: 5,
+    // Long enough for all the clients' closes to land in one window, even on a busy machine.
+    settleMs: 300,
+    minReadIntervalMs: 10,
+    read: () => {
+      reads += 1;
+      return readTcpSockets();
+    },
+  });
+  const echoAndClose = async (): Promise<void> => {
+    const client = net.connect({ host: '127.0.0.1', port });
+    await once(client, 'connect');
+    client.resume();
+    client.end();
+    await once(client, 'close');
+  };
+  try {
+    await Promise.all(Array.from({ length: CLIENTS }, echoAndClose));
+    const skipped = await log.waitFor((line) => line.event === 'kernel-state-skipped', DEADLINE_MS);
+    assert.equal(skipped.reason, 'busy');
+    assert.equal(skipped.connections, CLIENTS);
+    assert.equal(skipped.closedSinceLastRead, CLIENTS);
+    assert.match(String(skipped.msg), /12 connections closed since the last look/);
+    assert.equal(reads, 0, 'the table was not read');
+
+    await echoAndClose();
+    const report = await kernelState(log);
+    assert.equal(report.state, null, 'the client closed first: nothing left of the server side');
+    assert.equal(reads, 1);
+  } finally {
+    await stop();
+  }
+});
+
 test('lab-server daytime logs the kernel state after each close; --no-kernel-states turns it off', { skip: linuxOnly }, async () => {
   const server = await startServerProcess(['daytime', '--host', '127.0.0.1']);
   try {
@@ -158,6 +196,7 @@ test('a huge kernel table (a TIME_WAIT storm) is not printed: the log says why, 
   try {
     await readUntilServerCloses(port);
     const skipped = await log.waitFor((line) => line.event === 'kernel-state-skipped', DEADLINE_MS);
+    assert.equal(skipped.reason, 'table-size');
     assert.equal(skipped.connections, 1);
     assert.equal(skipped.tableSockets, storm.sockets);
     assert.equal(skipped.timeWait, storm.timeWait);

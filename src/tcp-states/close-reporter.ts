@@ -12,11 +12,12 @@
  * MIN_READ_INTERVAL_MS, and more widely when a read is slow: with tens of thousands of
  * TIME_WAIT sockets one read takes ~100 ms, so we wait READ_COST_MULTIPLE times that), and
  * sampled (at most MAX_REPORTS_PER_READ connections per read; the rest are counted and the
- * log says how many were skipped). And when the table is huge (a TIME_WAIT storm: a daytime
- * server closing 20,000 connections a second keeps over 100,000 pairs in TIME_WAIT), we do not
- * print it at all: /proc/net/sockstat counts the sockets cheaply first, and above MAX_TABLE_ROWS
- * the log says why the states were not looked up. Under load the server never waits
- * on this: the reads run beside it, never in its path.
+ * log says how many were skipped). And two kinds of read are not made at all, and the log says
+ * why: while connections close by the hundred between two reads (MAX_CLOSES_BETWEEN_READS), since
+ * the kernel then prints a table that changes under it, and that costs ten times more and worse;
+ * and when the table is huge (a TIME_WAIT storm: a daytime server closing 20,000 connections a
+ * second keeps over 100,000 pairs in TIME_WAIT), which /proc/net/sockstat counts cheaply first.
+ * Under load the server never waits on this: the reads run beside it, never in its path.
  */
 import type { Logger } from 'pino';
 import type { CloseReport, Connection, ConnectionState } from '../connection.js';
@@ -39,6 +40,14 @@ const MAX_REPORTS_PER_READ = 20;
  * fewer TIME_WAIT pairs than that, so the tests after it still see reports.)
  */
 const MAX_TABLE_ROWS = 20_000;
+/**
+ * More connections closed than this since the last read: skip the next one. The kernel prints
+ * /proc/net/tcp a page per read(2), walking its hash table of sockets each time, and sockets that
+ * come and go meanwhile make that walk far slower. During a full-speed daytime load one read of
+ * 25,000 rows cost 0.2 to 1.7 s of CPU, on the server's own core, against under 0.1 s at rest.
+ * A classroom's burst of a few hundred connections still gets its reports.
+ */
+const MAX_CLOSES_BETWEEN_READS = 500;
 
 export interface CloseReporterOptions {
   /** For the reporter's own lines (unavailable, sampled, read failed); per-connection lines use conn.log. */
@@ -50,6 +59,8 @@ export interface CloseReporterOptions {
   read?: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
   /** Skip reads while the kernel's table has more sockets than this. */
   maxTableRows?: number;
+  /** Skip a read when more connections than this closed since the last one. */
+  maxClosesBetweenReads?: number;
   /** Counts the sockets in the kernel's table; injected by tests. Default: readTcpTableSize(). */
   tableSize?: () => Promise<TcpTableSize | undefined>;
 }
@@ -106,17 +117,22 @@ export class CloseReporter {
   private readonly maxReportsPerRead: number;
   private readonly read: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
   private readonly maxTableRows: number;
+  private readonly maxClosesBetweenReads: number;
   private readonly tableSize: () => Promise<TcpTableSize | undefined>;
   /** Connections closed since the last read, waiting for the next one. */
   private batch: Connection[] = [];
   private skipped = 0;
+  /** Every connection closed since the last read, logged or not: how fast the table is changing. */
+  private closesSinceRead = 0;
   private timer?: NodeJS.Timeout;
   private lastReadAt = -Infinity;
   private lastReadCostMs = 0;
   private reading?: Promise<void>;
   private readonly onState = (conn: Connection, _from: ConnectionState, to: ConnectionState): void => {
+    if (to !== 'closed') return;
+    this.closesSinceRead += 1;
     // A connection whose lines are not logged (sampled under load, or --log-level warn) needs no report.
-    if (to === 'closed' && conn.log.isLevelEnabled('info')) this.enqueue(conn);
+    if (conn.log.isLevelEnabled('info')) this.enqueue(conn);
   };
 
   constructor(
@@ -128,6 +144,7 @@ export class CloseReporter {
     this.maxReportsPerRead = options.maxReportsPerRead ?? MAX_REPORTS_PER_READ;
     this.read = options.read ?? ((port, peerPorts) => readTcpSockets({ port, peerPorts }));
     this.maxTableRows = options.maxTableRows ?? MAX_TABLE_ROWS;
+    this.maxClosesBetweenReads = options.maxClosesBetweenReads ?? MAX_CLOSES_BETWEEN_READS;
     this.tableSize = options.tableSize ?? (() => readTcpTableSize());
     server.on('connection-state', this.onState);
   }
@@ -175,6 +192,9 @@ export class CloseReporter {
     this.batch = [];
     if (batch.length === 0) return;
     this.lastReadAt = performance.now();
+    const closed = this.closesSinceRead;
+    this.closesSinceRead = 0;
+    if (closed > this.maxClosesBetweenReads) return this.reportTooBusy(batch.length, closed);
     const size = await this.tableSize().catch(() => undefined);
     if (size !== undefined && size.sockets > this.maxTableRows) return this.reportTableTooBig(batch.length, size);
     const reported = batch.slice(0, this.maxReportsPerRead);
@@ -205,9 +225,18 @@ export class CloseReporter {
     }
   }
 
+  private reportTooBusy(connections: number, closed: number): void {
+    this.options.logger.info(
+      { event: 'kernel-state-skipped', reason: 'busy', connections, closedSinceLastRead: closed, maxClosesBetweenReads: this.maxClosesBetweenReads },
+      `kernel states: not looked up for ${connections} closed connection(s): ${closed} connections closed since the last look, ` +
+        'and printing /proc/net/tcp while sockets come and go that fast costs more than serving them; ' +
+        'the lookups resume when closes slow down',
+    );
+  }
+
   private reportTableTooBig(connections: number, { sockets, timeWait }: TcpTableSize): void {
     this.options.logger.info(
-      { event: 'kernel-state-skipped', connections, tableSockets: sockets, timeWait, maxTableRows: this.maxTableRows },
+      { event: 'kernel-state-skipped', reason: 'table-size', connections, tableSockets: sockets, timeWait, maxTableRows: this.maxTableRows },
       `kernel states: not looked up for ${connections} closed connection(s): the kernel holds ${sockets} TCP sockets ` +
         `(${timeWait} in TIME_WAIT), and printing more than ${this.maxTableRows} of them from /proc/net/tcp after each close ` +
         'would cost more than serving; `ss -s` counts them, `lab-server states` lists them',
