@@ -14,7 +14,7 @@
  * sampled (at most MAX_REPORTS_PER_READ connections per read; the rest are counted and the
  * log says how many were skipped). And two kinds of read are not made at all, and the log says
  * why: while connections close by the hundred between two reads (MAX_CLOSES_BETWEEN_READS), since
- * the kernel then prints a table that changes under it, and that costs ten times more and worse;
+ * the kernel then prints a table that changes under it, which costs ten times as much or more;
  * and when the table is huge (a TIME_WAIT storm: a daytime server closing 20,000 connections a
  * second keeps over 100,000 pairs in TIME_WAIT), which /proc/net/sockstat counts cheaply first.
  * Under load the server never waits on this: the reads run beside it, never in its path.
