@@ -61,11 +61,12 @@ export function summarise({ scenario, lab, baseline, error }: ScenarioResult): S
   const labValue = medianOf(lab, (m) => m.value);
   const baselineValue = medianOf(baseline, (m) => m.value);
   const ratio = pairedRatio(lab, baseline, (m) => m.value);
-  const perOperationCost = (m: Measurement): number | undefined => {
+  // Operations per unit of CPU, so that above 1 means lab-server is the cheaper, as for the rate.
+  const operationsPerCpu = (m: Measurement): number | undefined => {
     const cost = cpuPerOperationOf(m);
     return cost === undefined ? undefined : 1 / cost;
   };
-  const cpuRatio = pairedRatio(lab, baseline, perOperationCost);
+  const cpuRatio = pairedRatio(lab, baseline, operationsPerCpu);
   const { target } = scenario;
   // A rate must meet its target twice: as measured, and in server CPU per operation. The second
   // catches a cost the first hides when the load generator, not the server, sets the pace.

@@ -27,7 +27,6 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { scenarios } from './index.js';
@@ -36,6 +35,7 @@ import { buildLoadGenerator } from './native-load.js';
 import { canPin, LOAD_CPU, runLoad, SERVER_CPU, startServer, type ServerKind } from './processes.js';
 import { markdownTable, summarise, SUMMARY_COLUMNS, textTable, type ScenarioResult, type SummaryRow } from './report.js';
 import type { LoadContext, Measurement, Scenario } from './scenario.js';
+import { sleep } from './stats.js';
 
 // Seven short runs rather than three long ones: on a virtual machine a run sometimes lands in a
 // slower state for its whole life (20% and more), and the median of seven shrugs off three of them.

@@ -63,7 +63,6 @@ export class Connection {
     private readonly closePolicy: ClosePolicy,
     private readonly onStateChange: StateListener,
   ) {
-
     // The client's FIN: read(2) returned 0.
     socket.on('end', () => {
       this.noteClose('client', 'fin');
