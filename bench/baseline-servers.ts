@@ -9,7 +9,7 @@
  * port on stdout, and exits on SIGINT or SIGTERM.
  */
 import net from 'node:net';
-import { formatAsctime } from '../src/asctime.js';
+import { formatAsctime } from '../src/protocols/asctime.js';
 
 /** A client's RST must not crash the baseline either: one no-op listener, the least a correct server does. */
 const contain = (socket: net.Socket): net.Socket => socket.on('error', () => {});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatAsctime } from '../src/asctime.js';
+import { formatAsctime } from '../src/protocols/asctime.js';
 
 const utc = (iso: string): string => formatAsctime(new Date(iso), { utc: true });
 

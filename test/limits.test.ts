@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { AccessControl, parseCidr } from '../src/access-control.js';
+import { AccessControl, parseCidr } from '../src/framework/access-control.js';
 import { echo } from '../src/protocols/echo.js';
 import { startServer, waitFor } from './helpers/servers.js';
 

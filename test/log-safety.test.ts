@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { escapeForLog, LinePreview, type LoggedLine } from '../src/log-safety.js';
+import { escapeForLog, LinePreview, type LoggedLine } from '../src/framework/escape.js';
 
 const escape = (bytes: number[] | string): string => escapeForLog(typeof bytes === 'string' ? Buffer.from(bytes) : Buffer.from(bytes));
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { LabError } from '../src/errors.js';
-import { defineProtocol } from '../src/protocol.js';
+import { defineProtocol } from '../src/framework/protocol.js';
 import { chargen, chargenLine } from '../src/protocols/chargen.js';
 import { discard } from '../src/protocols/discard.js';
 import { protocols } from '../src/protocols/index.js';

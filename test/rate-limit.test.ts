@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RateLimiter } from '../src/rate-limit.js';
+import { RateLimiter } from '../src/framework/token-bucket.js';
 
 test('allows a burst, then refills at the given rate and reports what it dropped', () => {
   let now = 0;

@@ -2,7 +2,7 @@
  * Checks for command-line values, run before any socket is made. Each throws a LabError
  * with a one-line message that names the flag, what was given, and what is expected.
  */
-import { parseCidr } from '../access-control.js';
+import { parseCidr } from '../framework/access-control.js';
 import { usageError } from '../errors.js';
 
 const HIGHEST_PORT = 65535;

@@ -5,17 +5,17 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatAsctime } from '../asctime.js';
+import { formatAsctime } from '../protocols/asctime.js';
 import { askOverUdp, sendDatagram } from '../clients/datagram.js';
 import { fetchDaytime } from '../clients/daytime.js';
 import { sendAll } from '../clients/discard.js';
 import { runEchoClient } from '../clients/echo.js';
 import { readFromServer } from '../clients/stream.js';
-import { formatEndpoint, formatSocketPair, type Endpoint } from '../endpoint.js';
+import { formatEndpoint, formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
 import { findProtocol } from '../protocols/index.js';
 import { decodeTime } from '../protocols/time.js';
-import { MAX_REPLY_BYTES } from '../datagram-server.js';
+import { MAX_REPLY_BYTES } from '../framework/datagram-server.js';
 import { parsePort, positiveIntegerOption, secondsOption } from './arguments.js';
 import { lastValueWins, noStrayArguments, runCli, usageFailure, VERSION } from './run.js';
 

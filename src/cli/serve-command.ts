@@ -5,13 +5,13 @@
 import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { Logger } from 'pino';
-import { AccessControl } from '../access-control.js';
-import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../datagram-server.js';
+import { AccessControl } from '../framework/access-control.js';
+import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../framework/datagram-server.js';
 import { usageError } from '../errors.js';
-import type { Protocol } from '../protocol.js';
+import type { Protocol } from '../framework/protocol.js';
 import { protocols } from '../protocols/index.js';
-import { createServer, DEFAULT_CONNECTION_LOGS_PER_SECOND, DEFAULT_LIMITS, type ServerOptions } from '../server.js';
-import { reportKernelStates } from '../tcp-states/close-reporter.js';
+import { createServer, DEFAULT_CONNECTION_LOGS_PER_SECOND, DEFAULT_LIMITS, type ServerOptions } from '../framework/server.js';
+import { reportKernelStates } from '../observers/kernel-states.js';
 import { countOption, parseCloseMode, parsePort, positiveIntegerOption, secondsOption, subnetsOption } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS } from './logger.js';

@@ -5,7 +5,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { formatEndpoint, socketEnds, type Endpoint } from '../endpoint.js';
+import { formatEndpoint, socketEnds, type Endpoint } from '../framework/endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
 
 export interface ConnectOptions {

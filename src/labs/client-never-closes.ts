@@ -4,8 +4,8 @@
  * and the server, which closed first, ends in TIME_WAIT.
  */
 import { fileURLToPath } from 'node:url';
-import type { Connection } from '../connection.js';
-import { formatSocketPair } from '../endpoint.js';
+import type { Connection } from '../framework/connection.js';
+import { formatSocketPair } from '../framework/endpoint.js';
 import { bothEnds, LAB_HOST } from './context.js';
 import { startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';

@@ -6,9 +6,9 @@
 import { execFile } from 'node:child_process';
 import { once, type EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
-import { formatSocketPair, type Endpoint } from '../endpoint.js';
+import { formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
-import { createServer, type LabServer, type ServerOptions } from '../server.js';
+import { createServer, type LabServer, type ServerOptions } from '../framework/server.js';
 import { formatRemaining } from '../tcp-states/table.js';
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
 import { stateOf, waitForTcpSocket, waitForTcpState, type ObservedState } from '../tcp-states/wait.js';

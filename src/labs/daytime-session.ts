@@ -4,8 +4,8 @@
  */
 import type { Logger } from 'pino';
 import { fetchDaytime, type DaytimeResult } from '../clients/daytime.js';
-import type { ClosePolicy } from '../connection.js';
-import { formatSocketPair } from '../endpoint.js';
+import type { ClosePolicy } from '../framework/connection.js';
+import { formatSocketPair } from '../framework/endpoint.js';
 import { daytime } from '../protocols/daytime.js';
 import { bothEnds, EVENT_DEADLINE_MS, LAB_HOST, type ConnectionEnds, type LabContext } from './context.js';
 

@@ -4,7 +4,7 @@
  * these labs need to hold sockets open between steps.)
  */
 import net from 'node:net';
-import { socketEnds } from '../endpoint.js';
+import { socketEnds } from '../framework/endpoint.js';
 import { bothEnds, LAB_HOST, type ConnectionEnds, type LabContext } from './context.js';
 
 export interface EchoPeer {

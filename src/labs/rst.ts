@@ -3,8 +3,8 @@
  * FIN exchange, so no TIME_WAIT on either side, and the peer's next read fails with ECONNRESET.
  */
 import net from 'node:net';
-import type { Connection } from '../connection.js';
-import { formatSocketPair } from '../endpoint.js';
+import type { Connection } from '../framework/connection.js';
+import { formatSocketPair } from '../framework/endpoint.js';
 import { bothEnds, LAB_HOST } from './context.js';
 import { startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';

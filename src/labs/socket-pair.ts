@@ -4,7 +4,7 @@
  * only in the client's ephemeral port.
  */
 import { readFile } from 'node:fs/promises';
-import { formatSocketPair, type Endpoint } from '../endpoint.js';
+import { formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { echo } from '../protocols/echo.js';
 import { LAB_HOST } from './context.js';
 import { connectEchoPeer } from './echo-clients.js';

@@ -2,7 +2,7 @@
  * time-wait: daytime closes first, so the server's end of the socket pair waits in TIME_WAIT
  * after the connection is gone, and the client's end, which closed second, is simply freed.
  */
-import { CloseReporter } from '../tcp-states/close-reporter.js';
+import { CloseReporter } from '../observers/kernel-states.js';
 import { EVENT_DEADLINE_MS } from './context.js';
 import { openDaytimeSession, startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
@@ -19,7 +19,7 @@ export const timeWait: Lab = {
     ctx.step('Start a daytime server (RFC 867) on a port the kernel picks, with its kernel-state report on.');
     const log = new LogCapture();
     const { server, port } = await startDaytimeServer(ctx, { logger: log.logger });
-    // The same report `lab-server daytime` logs after each close (src/tcp-states/close-reporter.ts).
+    // The same report `lab-server daytime` logs after each close (src/observers/kernel-states.ts).
     const reporter = new CloseReporter(server, { logger: log.logger });
     ctx.defer(() => reporter.stop());
 

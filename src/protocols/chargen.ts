@@ -9,7 +9,7 @@
  * it writes only while write() says the socket can take more, and waits for 'drain'.
  * A client that stops reading stops the stream, and server memory stays flat.
  */
-import { defineProtocol } from '../protocol.js';
+import { defineProtocol } from '../framework/protocol.js';
 
 const FIRST_PRINTABLE = 0x20;
 const PRINTABLE_COUNT = 95; // 0x20 (space) to 0x7e (~)

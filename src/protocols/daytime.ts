@@ -5,8 +5,8 @@
  * socket pair goes FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT and stays there for 2×MSL
  * (60 s on Linux), while the client's end just closes. `lab-server states` shows it.
  */
-import { formatAsctime } from '../asctime.js';
-import { defineProtocol } from '../protocol.js';
+import { formatAsctime } from './asctime.js';
+import { defineProtocol } from '../framework/protocol.js';
 
 export const daytime = defineProtocol({
   name: 'daytime',

@@ -6,7 +6,7 @@
  * receive window: a server that stopped reading would stop its client too.
  * The server never closes first; when the client sends FIN, it closes (passive close).
  */
-import { defineProtocol } from '../protocol.js';
+import { defineProtocol } from '../framework/protocol.js';
 
 export const discard = defineProtocol({
   name: 'discard',

@@ -11,10 +11,10 @@
  * - The passive close: the server never closes first. When the client sends FIN (we read EOF),
  *   we finish sending and close our side: the client, which closed first, gets TIME_WAIT.
  */
-import { LinePreview, type LoggedLine } from '../log-safety.js';
-import type { Connection } from '../connection.js';
-import { defineProtocol } from '../protocol.js';
-import { RateLimiter } from '../rate-limit.js';
+import { LinePreview, type LoggedLine } from '../framework/escape.js';
+import type { Connection } from '../framework/connection.js';
+import { defineProtocol } from '../framework/protocol.js';
+import { RateLimiter } from '../framework/token-bucket.js';
 
 /** How much of each received line the log shows; the rest is counted, not kept. */
 const MESSAGE_PREVIEW_BYTES = 80;

@@ -2,7 +2,7 @@
  * The protocol registry. Adding a protocol is one file in this folder and one line here.
  * An explicit list, not a directory scan: a reader sees every protocol in one place.
  */
-import type { Protocol } from '../protocol.js';
+import type { Protocol } from '../framework/protocol.js';
 import { chargen } from './chargen.js';
 import { daytime } from './daytime.js';
 import { discard } from './discard.js';

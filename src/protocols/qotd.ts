@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { usageError } from '../errors.js';
-import { defineProtocol } from '../protocol.js';
+import { defineProtocol } from '../framework/protocol.js';
 
 /** RFC 865: "the message should be limited to the ASCII printing characters, space, carriage return, and line feed". */
 const ALLOWED_QUOTE = /^[\x20-\x7e\r\n]+$/;

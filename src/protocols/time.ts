@@ -6,7 +6,7 @@
  * What it teaches: a binary protocol and byte order (htonl), and a counter that wraps: 32 bits
  * of seconds from 1900 run out on 2036-02-07 06:28:16 UTC, and the value starts again at 0.
  */
-import { defineProtocol } from '../protocol.js';
+import { defineProtocol } from '../framework/protocol.js';
 
 /** Seconds from 1900-01-01 to 1970-01-01 (the Unix epoch), as RFC 868 tabulates. */
 export const SECONDS_1900_TO_1970 = 2_208_988_800;

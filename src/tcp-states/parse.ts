@@ -12,11 +12,11 @@
  * The kernel writes the rows in net/ipv4/tcp_ipv4.c (get_tcp4_sock, get_timewait4_sock,
  * get_openreq4) and net/ipv6/tcp_ipv6.c (get_tcp6_sock, ...).
  */
-import { sameEndpoint, type Endpoint } from '../endpoint.js';
+import { sameEndpoint, type Endpoint } from '../framework/endpoint.js';
 
 // One notion of "an end of a connection" for the whole project: re-exported so that users of
 // the TCP-state reader can format and compare endpoints without a second import.
-export { type Endpoint, formatEndpoint, sameEndpoint, unmapIPv4 } from '../endpoint.js';
+export { type Endpoint, formatEndpoint, sameEndpoint, unmapIPv4 } from '../framework/endpoint.js';
 
 /** Kernel state names in code order: ESTABLISHED is 0x01 ... NEW_SYN_RECV is 0x0C (include/net/tcp_states.h). */
 export const TCP_STATES = [

@@ -8,7 +8,7 @@
  * *remote* port is the listening one and whose own port is ephemeral. This module is pure:
  * entries in, rows and text out.
  */
-import { formatEndpoint, formatListeningEndpoint, sameEndpoint, type Endpoint } from '../endpoint.js';
+import { formatEndpoint, formatListeningEndpoint, sameEndpoint, type Endpoint } from '../framework/endpoint.js';
 import type { TcpSocketEntry, TcpState } from './parse.js';
 
 /** `server`: the end on the listening port (a LISTEN row is the server too); `client`: the other end; `unknown`: no listener on either port. */

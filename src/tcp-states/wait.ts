@@ -6,7 +6,7 @@
  * gets the whole deadline.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Endpoint } from '../endpoint.js';
+import type { Endpoint } from '../framework/endpoint.js';
 import { findConnection, type TcpSocketEntry, type TcpState } from './parse.js';
 import { readTcpSockets } from './read.js';
 

@@ -1,9 +1,9 @@
 /** Starting a real server on 127.0.0.1 and an ephemeral port, and talking to it. */
 import { once } from 'node:events';
 import net from 'node:net';
-import type { Connection, ConnectionState } from '../../src/connection.js';
-import type { Protocol } from '../../src/protocol.js';
-import { createServer, type LabServer, type ServerOptions } from '../../src/server.js';
+import type { Connection, ConnectionState } from '../../src/framework/connection.js';
+import type { Protocol } from '../../src/framework/protocol.js';
+import { createServer, type LabServer, type ServerOptions } from '../../src/framework/server.js';
 import { captureLog, type CapturedLog } from './capture-log.js';
 
 export interface TestServer {

@@ -20,11 +20,11 @@
  * Under load the server never waits on this: the reads run beside it, never in its path.
  */
 import type { Logger } from 'pino';
-import type { CloseReport, Connection, ConnectionState } from '../connection.js';
-import type { LabServer } from '../server.js';
-import { findConnection, type TcpSocketEntry, type TcpState } from './parse.js';
-import { isTcpStateReadingSupported, readTcpSockets, readTcpTableSize, type TcpTableSize } from './read.js';
-import { formatRemaining } from './table.js';
+import type { CloseReport, Connection, ConnectionState } from '../framework/connection.js';
+import type { LabServer } from '../framework/server.js';
+import { findConnection, type TcpSocketEntry, type TcpState } from '../tcp-states/parse.js';
+import { isTcpStateReadingSupported, readTcpSockets, readTcpTableSize, type TcpTableSize } from '../tcp-states/read.js';
+import { formatRemaining } from '../tcp-states/table.js';
 
 /** How long after the close to look: time for the peer's last FIN or ACK to cross loopback. */
 const SETTLE_MS = 50;

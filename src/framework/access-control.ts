@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { unmapIPv4 } from './endpoint.js';
-import { usageError } from './errors.js';
+import { usageError } from '../errors.js';
 
 export interface Subnet {
   address: string;

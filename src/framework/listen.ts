@@ -3,7 +3,7 @@
  * Shared by the TCP listener and the UDP service.
  */
 import { readFileSync } from 'node:fs';
-import { ExitCode, LabError } from './errors.js';
+import { ExitCode, LabError } from '../errors.js';
 
 /** The lowest port an ordinary user may bind (Linux lets root lower it with a sysctl). */
 function unprivilegedPortStart(): number {

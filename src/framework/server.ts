@@ -14,9 +14,9 @@ import type { Logger } from 'pino';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy, type ConnectionState } from './connection.js';
 import type { AccessControl } from './access-control.js';
 import { formatEndpoint, formatListeningEndpoint, formatSocketPair, socketEnds, unmapIPv4, type Endpoint } from './endpoint.js';
-import { describeListenError } from './listen-errors.js';
+import { describeListenError } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
-import { RateLimiter } from './rate-limit.js';
+import { RateLimiter } from './token-bucket.js';
 
 /**
  * Connection limits. Each connection costs a file descriptor and some memory, so a server

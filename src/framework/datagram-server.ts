@@ -17,10 +17,10 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { AccessControl } from './access-control.js';
 import { formatEndpoint, formatListeningEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
-import { usageError } from './errors.js';
-import { describeListenError } from './listen-errors.js';
+import { usageError } from '../errors.js';
+import { describeListenError } from './listen.js';
 import type { DatagramHandler } from './protocol.js';
-import { RateLimiter } from './rate-limit.js';
+import { RateLimiter } from './token-bucket.js';
 import type { ServiceOptions } from './server.js';
 
 /** Replies per peer address: a burst, then a steady rate. Small, so a loop dies out quickly. */
