@@ -1,9 +1,10 @@
 /**
  * Errors a user can cause and fix: a bad flag, a port in use, a host that does not answer.
  *
- * Each has a stable `code` (for tests and scripts) and an exit status from BSD's
- * sysexits.h, so a shell script can tell "you typed it wrong" from "the network said no".
- * The CLI prints `message` as one line, with no stack trace: these are not bugs.
+ * Each has a stable `code` (for tests and scripts) and an exit status from BSD's sysexits.h, so a
+ * shell script can tell "you typed it wrong" from "the network said no". ERROR_CODES below is the one
+ * table of them: code → exit status → what it means. The CLI prints a LabError's `message` as one
+ * line, with no stack trace: these are not bugs.
  */
 
 /** Exit statuses, from sysexits(3). */
@@ -30,18 +31,52 @@ export const ExitCode = {
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** Every error code, with its exit status and what it means. docs/reference/cli.md lists the same. */
+export const ERROR_CODES = {
+  ERR_USAGE: { exitCode: ExitCode.usage, meaning: 'a missing or unknown command, or a flag yargs could not parse' },
+  ERR_UNKNOWN_PROTOCOL: { exitCode: ExitCode.usage, meaning: 'lab-server <name>: no such protocol' },
+  ERR_UNKNOWN_LAB: { exitCode: ExitCode.usage, meaning: 'lab-server lab <name>: no such lab' },
+  ERR_INVALID_PORT: { exitCode: ExitCode.usage, meaning: 'a port that is not a whole number from 0 to 65535' },
+  ERR_INVALID_DURATION: { exitCode: ExitCode.usage, meaning: 'a number of seconds that is not a number, or negative' },
+  ERR_INVALID_NUMBER: { exitCode: ExitCode.usage, meaning: 'a count that is not a whole number in range' },
+  ERR_INVALID_CLOSE: { exitCode: ExitCode.usage, meaning: '--close other than fin or rst' },
+  ERR_INVALID_CIDR: { exitCode: ExitCode.usage, meaning: '--allow/--deny: not an IP address or subnet' },
+  ERR_QUOTES_FILE: { exitCode: ExitCode.usage, meaning: 'qotd --quotes: the file cannot be read or breaks RFC 865' },
+  ERR_NO_UDP: { exitCode: ExitCode.usage, meaning: '--udp for a protocol whose RFC defines no UDP service' },
+  ERR_PRIVILEGED_PORT: { exitCode: ExitCode.noPermission, meaning: 'bind() said EACCES: a port below 1024 without root' },
+  ERR_PORT_IN_USE: { exitCode: ExitCode.unavailable, meaning: 'bind() said EADDRINUSE' },
+  ERR_ADDRESS_NOT_AVAILABLE: { exitCode: ExitCode.unavailable, meaning: 'bind() said EADDRNOTAVAIL: not an address of this machine' },
+  ERR_BAD_DESCRIPTOR: { exitCode: ExitCode.unavailable, meaning: 'an inherited descriptor is not a socket of the expected kind' },
+  ERR_UNKNOWN_HOST: { exitCode: ExitCode.noHost, meaning: '--host, or a client\'s host, does not resolve' },
+  ERR_CONNECT_FAILED: { exitCode: ExitCode.unavailable, meaning: 'client: no address of the host accepted the connection' },
+  ERR_CONNECTION_LOST: { exitCode: ExitCode.unavailable, meaning: 'client: the connection was reset or failed' },
+  ERR_NO_DATA: { exitCode: ExitCode.unavailable, meaning: 'client: the server closed without sending a line' },
+  ERR_TIMEOUT: { exitCode: ExitCode.unavailable, meaning: 'client: no data from the server in time' },
+  ERR_NO_REPLY: { exitCode: ExitCode.unavailable, meaning: 'client --udp: no reply datagram in time' },
+  ERR_UDP_FAILED: { exitCode: ExitCode.unavailable, meaning: 'client --udp: ICMP port unreachable, or another socket error' },
+  ERR_TCP_STATES_UNAVAILABLE: { exitCode: ExitCode.unavailable, meaning: 'no /proc/net/tcp: kernel TCP states are Linux only' },
+  ERR_ECHO_MISMATCH: { exitCode: ExitCode.dataError, meaning: 'lab-client echo: a byte came back different' },
+  ERR_ECHO_INCOMPLETE: { exitCode: ExitCode.dataError, meaning: 'lab-client echo: the server closed before echoing everything' },
+  ERR_BAD_REPLY: { exitCode: ExitCode.dataError, meaning: 'lab-client time: the reply was not 4 bytes' },
+  ERR_LAB_FAILED: { exitCode: ExitCode.labFailed, meaning: 'a lab ran and the kernel disagreed with a prediction' },
+  ERR_LAB_STUCK: { exitCode: ExitCode.labFailed, meaning: 'a lab step waited longer than its deadline' },
+} as const satisfies Record<string, { exitCode: ExitCodeValue; meaning: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
 export class LabError extends Error {
   override readonly name = 'LabError';
+  readonly exitCode: ExitCodeValue;
 
   constructor(
     /** Stable identifier, e.g. `ERR_PORT_IN_USE`. */
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
-    readonly exitCode: ExitCodeValue,
   ) {
     super(message);
+    this.exitCode = ERROR_CODES[code].exitCode;
   }
 }
 
-export const usageError = (code: string, message: string): LabError =>
-  new LabError(code, message, ExitCode.usage);
+/** A usage mistake (exit 64) with its code: shorthand, since they are the most common. */
+export const usageError = (code: ErrorCode, message: string): LabError => new LabError(code, message);

@@ -62,7 +62,7 @@ function connection(args: ClientArguments, protocolName: string) {
 async function askUdp(args: ClientArguments, payload: Buffer): Promise<Buffer> {
   const reply = await askOverUdp({ host: args.host, port: args.port, payload, timeoutMs: args.timeout });
   if (reply === undefined) {
-    throw new LabError('ERR_NO_REPLY', `no UDP reply from ${args.host} port ${args.port} within ${args.timeout / 1000} s (no server there, or it chose not to answer)`, ExitCode.unavailable);
+    throw new LabError('ERR_NO_REPLY', `no UDP reply from ${args.host} port ${args.port} within ${args.timeout / 1000} s (no server there, or it chose not to answer)`);
   }
   return reply;
 }
@@ -86,7 +86,7 @@ async function echo(args: ClientArguments): Promise<void> {
     const sent = await readInput(MAX_REPLY_BYTES);
     const reply = await askUdp(args, sent);
     process.stdout.write(reply);
-    if (!reply.equals(sent)) throw new LabError('ERR_ECHO_MISMATCH', `the echoed datagram differs from the one sent`, ExitCode.dataError);
+    if (!reply.equals(sent)) throw new LabError('ERR_ECHO_MISMATCH', `the echoed datagram differs from the one sent`);
     return;
   }
   if (process.stdin.isTTY) say('Type a line and press Enter to see it echoed; Ctrl-D sends FIN and ends.');
@@ -111,7 +111,7 @@ async function qotd(args: ClientArguments): Promise<void> {
 
 async function time(args: ClientArguments): Promise<void> {
   const reply = args.udp ? await askUdp(args, Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'time'), maxBytes: 4 });
-  if (reply.length !== 4) throw new LabError('ERR_BAD_REPLY', `expected 4 bytes from the time server, got ${reply.length}`, ExitCode.dataError);
+  if (reply.length !== 4) throw new LabError('ERR_BAD_REPLY', `expected 4 bytes from the time server, got ${reply.length}`);
   const value = reply.readUInt32BE(); // network byte order: ntohl
   process.stdout.write(`${formatAsctime(decodeTime(value), { utc: true })} UTC (${value} seconds since 1900, bytes ${reply.toString('hex')})\n`);
 }

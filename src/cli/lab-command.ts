@@ -3,7 +3,7 @@
  * Exit status 0 when the kernel agreed with the textbook, 1 (ExitCode.labFailed) when not.
  */
 import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
-import { ExitCode, LabError, usageError } from '../errors.js';
+import { LabError, usageError } from '../errors.js';
 import { findLab, labs } from '../labs/index.js';
 import { runLab } from '../labs/runner.js';
 
@@ -32,7 +32,7 @@ async function lab({ name, list }: ArgumentsCamelCase<LabArguments>): Promise<vo
   if (chosen === undefined) throw usageError('ERR_UNKNOWN_LAB', `unknown lab ${JSON.stringify(name)}: choose one of ${labNames}`);
   const result = await runLab(chosen, { write: say });
   if (!result.passed) {
-    throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (see the ✗ lines above)`, ExitCode.labFailed);
+    throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (see the ✗ lines above)`);
   }
 }
 

@@ -6,7 +6,7 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { formatEndpoint, socketEnds, type Endpoint } from '../framework/endpoint.js';
-import { ExitCode, LabError } from '../errors.js';
+import { LabError } from '../errors.js';
 
 export interface ConnectOptions {
   host: string;
@@ -28,7 +28,7 @@ export async function resolveAll(host: string): Promise<string[]> {
     return found.map(({ address }) => address);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new LabError('ERR_UNKNOWN_HOST', `cannot resolve ${JSON.stringify(host)}: ${code === 'ENOTFOUND' ? 'no such host' : code}`, ExitCode.noHost);
+    throw new LabError('ERR_UNKNOWN_HOST', `cannot resolve ${JSON.stringify(host)}: ${code === 'ENOTFOUND' ? 'no such host' : code}`);
   }
 }
 
@@ -50,7 +50,7 @@ export async function connectToFirst({ host, port, timeoutMs, onAttempt, onConne
       failures.push(`${formatEndpoint(target)} ${reason}`);
     }
   }
-  throw new LabError('ERR_CONNECT_FAILED', `cannot connect to ${host} port ${port}: ${failures.join('; ')}${hint && refused ? `; ${hint}` : ''}`, ExitCode.unavailable);
+  throw new LabError('ERR_CONNECT_FAILED', `cannot connect to ${host} port ${port}: ${failures.join('; ')}${hint && refused ? `; ${hint}` : ''}`);
 }
 
 /** One connect(2): resolves once the three-way handshake is done. */

@@ -4,7 +4,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { ExitCode, LabError } from '../errors.js';
+import { LabError } from '../errors.js';
 import { resolveAll } from './connect.js';
 
 export interface DatagramRequest {
@@ -17,7 +17,7 @@ export interface DatagramRequest {
 /** A UDP socket connect(2)ed to the first address of `host`: it then hears only that peer. */
 async function socketTo(host: string, port: number): Promise<dgram.Socket> {
   const [address] = await resolveAll(host);
-  if (address === undefined) throw new LabError('ERR_UNKNOWN_HOST', `cannot resolve ${JSON.stringify(host)}`, ExitCode.noHost);
+  if (address === undefined) throw new LabError('ERR_UNKNOWN_HOST', `cannot resolve ${JSON.stringify(host)}`);
   const socket = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
   await new Promise<void>((resolve) => socket.connect(port, address, resolve));
   return socket;
@@ -46,7 +46,7 @@ export async function askOverUdp({ host, port, payload, timeoutMs }: DatagramReq
       // An ICMP "port unreachable" for our datagram surfaces as ECONNREFUSED on Linux.
       socket.once('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new LabError('ERR_UDP_FAILED', `udp to ${host} port ${port}: ${error.code === 'ECONNREFUSED' ? 'port unreachable (nothing listening)' : error.message}`, ExitCode.unavailable));
+        reject(new LabError('ERR_UDP_FAILED', `udp to ${host} port ${port}: ${error.code === 'ECONNREFUSED' ? 'port unreachable (nothing listening)' : error.message}`));
       });
       socket.send(payload);
     });

@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { ExitCode, LabError } from '../errors.js';
+import { LabError } from '../errors.js';
 import { connectToFirst, pause, type ConnectOptions } from './connect.js';
 
 export interface DaytimeClientOptions extends ConnectOptions {
@@ -64,18 +64,18 @@ function readLine(socket: Socket, timeoutMs: number): Promise<string> {
       // Stop collecting; anything after the line is read and dropped, so the FIN is still seen.
       socket.off('data', onData).off('end', finish).off('error', onError);
       const text = Buffer.concat(chunks).toString('utf8');
-      if (text === '') reject(new LabError('ERR_NO_DATA', 'the server closed the connection without sending a line', ExitCode.unavailable));
+      if (text === '') reject(new LabError('ERR_NO_DATA', 'the server closed the connection without sending a line'));
       else resolve(text);
     };
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       if (chunk.includes(0x0a)) finish();
     };
-    const onError = (error: Error): void => reject(new LabError('ERR_CONNECTION_LOST', `the connection failed: ${error.message}`, ExitCode.unavailable));
+    const onError = (error: Error): void => reject(new LabError('ERR_CONNECTION_LOST', `the connection failed: ${error.message}`));
     socket.on('data', onData).once('end', finish).once('error', onError);
     socket.setTimeout(timeoutMs, () => {
       socket.destroy();
-      reject(new LabError('ERR_TIMEOUT', `no line from the server within ${timeoutMs / 1000} s`, ExitCode.unavailable));
+      reject(new LabError('ERR_TIMEOUT', `no line from the server within ${timeoutMs / 1000} s`));
     });
   });
 }

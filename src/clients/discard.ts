@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ExitCode, LabError } from '../errors.js';
+import { LabError } from '../errors.js';
 import { connectToFirst, type ConnectOptions } from './connect.js';
 
 export interface DiscardClientOptions extends ConnectOptions {
@@ -22,7 +22,7 @@ export async function sendAll(options: DiscardClientOptions): Promise<number> {
     await pipeline(options.input, socket, { end: true });
     await serverClosed;
   } catch (error) {
-    throw new LabError('ERR_CONNECTION_LOST', `the connection failed: ${(error as Error).message}`, ExitCode.unavailable);
+    throw new LabError('ERR_CONNECTION_LOST', `the connection failed: ${(error as Error).message}`);
   } finally {
     socket.destroy();
   }

@@ -7,7 +7,7 @@
  * answers with its own FIN once it has sent everything back, and then we are done.
  */
 import type { Readable, Writable } from 'node:stream';
-import { ExitCode, LabError } from '../errors.js';
+import { LabError } from '../errors.js';
 import { connectToFirst, type ConnectOptions } from './connect.js';
 
 export interface EchoClientOptions extends ConnectOptions {
@@ -93,17 +93,17 @@ export async function runEchoClient(options: EchoClientOptions): Promise<EchoRes
         output.once('drain', () => socket.resume());
       }
       if (wrongAt !== undefined) {
-        finish(new LabError('ERR_ECHO_MISMATCH', `the echo differs from what was sent at byte ${wrongAt}`, ExitCode.dataError));
+        finish(new LabError('ERR_ECHO_MISMATCH', `the echo differs from what was sent at byte ${wrongAt}`));
       }
     });
     // The server's FIN: it has sent everything it will send.
     socket.once('end', () => {
       if (check.complete) finish();
-      else finish(new LabError('ERR_ECHO_INCOMPLETE', `the server closed after echoing ${check.echoedBytes} of ${check.sentBytes} bytes`, ExitCode.dataError));
+      else finish(new LabError('ERR_ECHO_INCOMPLETE', `the server closed after echoing ${check.echoedBytes} of ${check.sentBytes} bytes`));
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       const what = error.code === 'ECONNRESET' ? 'the server reset the connection' : `the connection failed (${error.code ?? error.message})`;
-      finish(new LabError('ERR_CONNECTION_LOST', `${what} after ${check.echoedBytes} of ${check.sentBytes} bytes came back`, ExitCode.unavailable));
+      finish(new LabError('ERR_CONNECTION_LOST', `${what} after ${check.echoedBytes} of ${check.sentBytes} bytes came back`));
     });
   });
 }

@@ -3,7 +3,7 @@
  * (or until we have enough), close. qotd and time close first; chargen never does,
  * so for chargen we stop after `maxBytes` and close first ourselves.
  */
-import { ExitCode, LabError } from '../errors.js';
+import { LabError } from '../errors.js';
 import { connectToFirst, type ConnectOptions } from './connect.js';
 
 export interface StreamClientOptions extends ConnectOptions {
@@ -19,7 +19,7 @@ export async function readFromServer(options: StreamClientOptions): Promise<Buff
   let received = 0;
   try {
     await new Promise<void>((resolve, reject) => {
-      socket.setTimeout(options.timeoutMs, () => reject(new LabError('ERR_TIMEOUT', `no data from the server for ${options.timeoutMs / 1000} s`, ExitCode.unavailable)));
+      socket.setTimeout(options.timeoutMs, () => reject(new LabError('ERR_TIMEOUT', `no data from the server for ${options.timeoutMs / 1000} s`)));
       socket.on('data', (chunk: Buffer) => {
         const wanted = chunk.subarray(0, limit - received);
         chunks.push(wanted);
@@ -27,7 +27,7 @@ export async function readFromServer(options: StreamClientOptions): Promise<Buff
         if (received >= limit) resolve();
       });
       socket.once('end', resolve); // the server's FIN: it has said all it will say
-      socket.once('error', (error: Error) => reject(new LabError('ERR_CONNECTION_LOST', `the connection failed: ${error.message}`, ExitCode.unavailable)));
+      socket.once('error', (error: Error) => reject(new LabError('ERR_CONNECTION_LOST', `the connection failed: ${error.message}`)));
     });
   } finally {
     // close(2). If we stop before the server's FIN (chargen), this is an active close, and

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { endianness, platform } from 'node:os';
 import { join } from 'node:path';
-import { ExitCode, LabError } from '../errors.js';
+import { LabError } from '../errors.js';
 import { parseProcNetTcp, type TcpSocketEntry } from './parse.js';
 
 export { findConnection, type Endpoint, type TcpSocketEntry } from './parse.js';
@@ -42,7 +42,6 @@ export async function readTcpSockets(options: ReadTcpSocketsOptions = {}): Promi
       'ERR_TCP_STATES_UNAVAILABLE',
       `reading TCP states needs Linux's ${tcpPath}, which this system (${platform()}) does not have; ` +
         'use netstat -an or ss -tan instead',
-      ExitCode.unavailable,
     );
   }
   const tcp6 = await readIfPresent(`${tcpPath}6`);
