@@ -57,7 +57,7 @@ test('bulk: one corrupted byte ends the run with an error', { skip: needsCompile
 });
 
 test('daytime: real lab-server connections are counted; a wrong line is an error', { skip: needsCompiler }, async (t) => {
-  const { server, port } = await startServer(daytime, { connectionLogsPerSecond: 1 });
+  const { server, port } = await startServer(daytime);
   t.after(() => server.close(0));
   const result = await load(port, ['daytime', 2]);
   assert.ok(result.operations! > 10, `${result.operations} connections`);

@@ -47,7 +47,7 @@ test('qotd: one quote under 512 characters of printable ASCII, then the server c
   const quote = (await readAll(await connect(port))).toString('latin1');
   assert.ok(quote.length > 0 && quote.length <= MAX_QUOTE_LENGTH, `${quote.length} characters`);
   assert.match(quote, /^[\x20-\x7e\r\n]+$/);
-  assert.equal((await closed(1)).report().closedBy, 'server');
+  assert.equal((await closed(1)).closedBy, 'server');
 });
 
 test('qotd --quotes: a fortune-style file; a quote that breaks RFC 865 is refused at startup', () => {
@@ -94,7 +94,7 @@ test('discard: reads everything, answers nothing, closes after the client', asyn
   t.after(() => server.close(0));
   const reply = await echoRoundTrip(port, Buffer.alloc(4 * 1024 * 1024, 1));
   assert.equal(reply.length, 0);
-  const report = (await closed(1)).report();
+  const report = await closed(1);
   assert.deepEqual([report.closedBy, report.bytesIn, report.bytesOut], ['client', 4 * 1024 * 1024, 0]);
 });
 

@@ -5,6 +5,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { AccessControl } from '../src/framework/access-control.js';
+import { EventRecorder } from '../src/framework/event-recorder.js';
 import { DatagramServer, MAX_REPLY_BYTES, type DatagramServerOptions } from '../src/framework/datagram-server.js';
 import type { Protocol } from '../src/framework/protocol.js';
 import { chargen } from '../src/protocols/chargen.js';
@@ -13,16 +14,15 @@ import { discard } from '../src/protocols/discard.js';
 import { echo } from '../src/protocols/echo.js';
 import { qotd } from '../src/protocols/qotd.js';
 import { time } from '../src/protocols/time.js';
-import { captureLog } from './helpers/capture-log.js';
 import { waitFor } from './helpers/servers.js';
 
 const NO_REPLY_WAIT_MS = 300;
 
 async function startUdp(protocol: Protocol, options: Partial<DatagramServerOptions> = {}) {
-  const log = captureLog();
-  const server = new DatagramServer({ protocol, host: '127.0.0.1', port: 0, logger: log.logger, ownPorts: new Set(), ...options });
-  const { port } = await server.listen();
-  return { server, port, log };
+  const server = new DatagramServer({ protocol, ownPorts: new Set(), ...options });
+  const events = new EventRecorder(server.events.stream);
+  const [local] = await server.listen({ host: '127.0.0.1', port: 0 });
+  return { server, port: local!.port, events };
 }
 
 /** A client socket on an ephemeral port (or a given one); ask() sends and awaits a reply or its absence. */
@@ -63,53 +63,53 @@ test('each protocol answers a datagram with one datagram of its kind (discard wi
   assert.match(characters!.toString('latin1'), /^[\x20-\x7e\r\n]*$/, 'printable characters and CRLF only');
 });
 
-test('discard never answers, and so spends no budget and logs no drops', async (t) => {
-  const { server, port, log } = await startUdp(discard, { budget: { burst: 2, perSecond: 1 } });
+test('discard never answers, and so spends no budget and drops nothing', async (t) => {
+  const { server, port, events } = await startUdp(discard, { budget: { burst: 2, perSecond: 1 } });
   const client = await udpClient();
   t.after(() => Promise.all([server.close(), client.socket.close()]));
   for (let i = 0; i < 9; i++) client.socket.send('into the void', port, '127.0.0.1');
   assert.equal(await client.ask(port, 'anyone?'), undefined);
   assert.deepEqual(server.summary(), { received: 10, answered: 0, dropped: 0 });
-  assert.equal(log.events('udp-dropped').length, 0);
+  assert.equal(events.of('udp-dropped').length, 0);
 });
 
 test('--allow/--deny apply to UDP too', async (t) => {
-  const { server, port, log } = await startUdp(echo, { access: new AccessControl([], ['127.0.0.9']) });
+  const { server, port, events } = await startUdp(echo, { access: new AccessControl([], ['127.0.0.9']) });
   const denied = await udpClient(0, '127.0.0.9');
   const allowed = await udpClient(0, '127.0.0.8');
   t.after(() => Promise.all([server.close(), denied.socket.close(), allowed.socket.close()]));
   assert.equal(await denied.ask(port, 'me?'), undefined);
   assert.equal((await allowed.ask(port, 'me?'))?.toString(), 'me?');
-  assert.equal(log.events('udp-dropped')[0]?.reason, 'denied');
+  assert.equal(events.of('udp-dropped')[0]?.reason, 'denied');
 });
 
 test('no reply larger than 512 bytes: an oversized echo is dropped, not sent', async (t) => {
-  const { server, port, log } = await startUdp(echo);
+  const { server, port, events } = await startUdp(echo);
   const client = await udpClient();
   t.after(() => Promise.all([server.close(), client.socket.close()]));
   assert.equal(await client.ask(port, Buffer.alloc(MAX_REPLY_BYTES + 1)), undefined);
   assert.equal((await client.ask(port, Buffer.alloc(MAX_REPLY_BYTES)))?.length, MAX_REPLY_BYTES);
-  assert.equal(log.events('udp-dropped')[0]?.reason, 'oversized-reply');
+  assert.equal(events.of('udp-dropped')[0]?.reason, 'oversized-reply');
 });
 
 test("a datagram from one of this process's own service ports is not answered (a loop)", async (t) => {
   const sibling = await udpClient(); // stands for another service of this same process
-  const { server, port, log } = await startUdp(echo, { ownPorts: new Set([sibling.port]) });
+  const { server, port, events } = await startUdp(echo, { ownPorts: new Set([sibling.port]) });
   const stranger = await udpClient();
   t.after(() => Promise.all([server.close(), sibling.socket.close(), stranger.socket.close()]));
   assert.equal(await sibling.ask(port, 'loop?'), undefined);
   assert.equal((await stranger.ask(port, 'hello'))?.toString(), 'hello');
-  assert.equal(log.events('udp-dropped')[0]?.reason, 'own-port');
+  assert.equal(events.of('udp-dropped')[0]?.reason, 'own-port');
 });
 
 const isRoot = process.getuid?.() === 0;
 
 test('a datagram from a port below 1024 (say chargen, 19) is not answered', { skip: !isRoot && 'binding port 19 needs root' }, async (t) => {
-  const { server, port, log } = await startUdp(echo);
+  const { server, port, events } = await startUdp(echo);
   const privileged = await udpClient(19);
   t.after(() => Promise.all([server.close(), privileged.socket.close()]));
   assert.equal(await privileged.ask(port, 'storm?'), undefined);
-  assert.equal(log.events('udp-dropped')[0]?.reason, 'privileged-source-port');
+  assert.equal(events.of('udp-dropped')[0]?.reason, 'privileged-source-port');
 });
 
 test('each peer gets a small budget, then silence; another peer is unaffected', async (t) => {

@@ -5,13 +5,16 @@
 import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { Logger } from 'pino';
+import { usageError } from '../errors.js';
 import { AccessControl } from '../framework/access-control.js';
 import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../framework/datagram-server.js';
-import { usageError } from '../errors.js';
+import { EventStream } from '../framework/events.js';
+import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
+import { createServer, DEFAULT_MAX_CONNECTIONS } from '../framework/server.js';
+import { watchKernelStates } from '../observers/kernel-states.js';
+import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
 import { protocols } from '../protocols/index.js';
-import { createServer, DEFAULT_CONNECTION_LOGS_PER_SECOND, DEFAULT_LIMITS, type ServerOptions } from '../framework/server.js';
-import { reportKernelStates } from '../observers/kernel-states.js';
 import { countOption, parseCloseMode, parsePort, positiveIntegerOption, secondsOption, subnetsOption } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS } from './logger.js';
@@ -25,7 +28,10 @@ const HIGHEST_PORT = 65535;
 function commonOptions(y: Argv) {
   return y
     .options({
-      host: { type: 'string', describe: 'Local address to bind [default: :: (IPv6 and IPv4), or 0.0.0.0 without IPv6]' },
+      host: {
+        type: 'string',
+        describe: 'Local address to bind; :: serves every interface (IPv6 and IPv4) [default: 127.0.0.1 and ::1, loopback only: this machine alone can connect]',
+      },
       udp: { type: 'boolean', describe: 'Also serve UDP, on the same port number (off by default: see the reflection guards in the docs)' },
       'udp-only': { type: 'boolean', describe: 'Serve UDP only' },
       'udp-burst': {
@@ -49,16 +55,19 @@ function commonOptions(y: Argv) {
       resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
       iterative: { type: 'boolean', default: false, describe: "Serve one connection at a time, like the tutorial's Perl server; later clients connect but wait" },
       'max-connections': {
-        type: 'string', default: String(DEFAULT_LIMITS.maxConnections), coerce: positiveIntegerOption('max-connections'),
+        type: 'string', default: String(DEFAULT_MAX_CONNECTIONS), coerce: positiveIntegerOption('max-connections'),
         describe: 'Refuse (with RST) connections beyond this many at once',
       },
       'max-per-source': {
-        type: 'string', default: String(DEFAULT_LIMITS.maxPerSource), coerce: positiveIntegerOption('max-per-source'),
-        describe: 'Refuse connections beyond this many from one IP address; others are unaffected',
+        type: 'string', coerce: positiveIntegerOption('max-per-source'),
+        describe: 'Refuse connections beyond this many from one IP address; others are unaffected [default: a quarter of --max-connections]',
       },
       allow: { type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
       deny: { type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
-      'idle-timeout': { type: 'string', default: '0', coerce: secondsOption('idle-timeout'), describe: 'Close a connection after this many seconds without data; 0 never does' },
+      'idle-timeout': {
+        type: 'string', default: '0', coerce: secondsOption('idle-timeout'),
+        describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
+      },
       'shutdown-timeout': {
         type: 'string', default: DEFAULT_SHUTDOWN_SECONDS, coerce: secondsOption('shutdown-timeout'),
         describe: 'On Ctrl-C or SIGTERM, give open connections this many seconds to finish, then close them',
@@ -130,94 +139,72 @@ function defaultSettings(protocol: Protocol): Record<string, unknown> {
 }
 
 interface RunningService {
-  close(deadlineMs: number): Promise<void>;
+  close(deadlineMs: number): Promise<unknown>;
 }
 
 /** Starts every service, waits for a signal, and shuts them all down. */
 async function serve(services: Service[], args: CommonArguments): Promise<void> {
   const logger = createLogger(args.logFormat, args.logLevel);
   // Tuning for the whole process, as a daemon's main() does: descriptors, then the C heap.
-  fitConnectionsToDescriptors(args, logger, services.length * (args.udp ? 2 : 1));
+  const socketsPerService = (args.udpOnly ? 0 : 1) + (args.udp || args.udpOnly ? 1 : 0);
+  fitConnectionsToDescriptors(args, logger, services.length * socketsPerService * (args.host === undefined ? LOOPBACK_ADDRESSES.length : 1));
   raiseMallocThresholds();
   // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
   const stopRequested = shutdownSignal(logger);
+  // One event stream for every service; each observer subscribes to it once.
+  const events = new EventStream();
+  const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1 });
+  // Kernel states of the connections the log shows: looking up the others would be wasted work.
+  const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) }) : undefined;
   const ownPorts = new Set<number>();
   const running: RunningService[] = [];
   try {
     for (const service of services) {
-      // Several services share one log: tag each line with the service it is about.
-      const serviceLogger = services.length > 1 ? logger.child({ service: service.protocol.name }) : logger;
-      if (!args.udpOnly) running.push(await startTcp(service, args, serviceLogger, ownPorts));
-      if (args.udp || args.udpOnly) running.push(await startUdp(service, args, serviceLogger, ownPorts));
+      if (!args.udpOnly) running.push(await startTcp(service, args, events, ownPorts));
+      if (args.udp || args.udpOnly) running.push(await startUdp(service, args, events, ownPorts));
     }
   } catch (error) {
     await Promise.all(running.map((service) => service.close(0)));
     throw error;
   }
-  const deadlineMs = args.shutdownTimeout;
   await stopRequested;
-  await Promise.all(running.map((service) => service.close(deadlineMs)));
+  await Promise.all(running.map((service) => service.close(args.shutdownTimeout)));
+  await kernelStates?.stop();
 }
 
-async function startTcp(service: Service, args: CommonArguments, logger: Logger, ownPorts: Set<number>): Promise<RunningService> {
-  const options: ServerOptions = {
+async function startTcp(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>): Promise<RunningService> {
+  const access = accessControl(args);
+  const server = createServer({
     protocol: service.protocol,
     settings: service.settings,
-    host: args.host,
-    port: service.port,
-    logger,
+    events,
     resolvePeerNames: args.resolve,
     idleTimeoutMs: args.idleTimeout,
     iterative: args.iterative,
-    limits: { maxConnections: args.maxConnections, maxPerSource: args.maxPerSource },
-    connectionLogsPerSecond: args.connectionLogs,
+    limits: { maxConnections: args.maxConnections, ...(args.maxPerSource !== undefined && { maxPerSource: args.maxPerSource }) },
     closePolicy: { mode: args.close ?? 'fin', delayMs: args.closeDelay ?? 0 },
-  };
-  const access = accessControl(args);
-  if (access !== undefined) options.access = access;
-  const server = createServer(options);
-  // Subscribed from outside: the server knows nothing of /proc; the reporter watches its events.
-  const reporter = args.kernelStates ? reportKernelStates(server, { logger }) : undefined;
-  const { port } = await server.listen();
-  ownPorts.add(port);
+    ...(access && { access }),
+  });
+  const [first] = await server.listen({ host: args.host, port: service.port });
+  ownPorts.add(first!.port);
   // With --udp and --port 0, UDP takes the port number the kernel gave TCP.
-  service.port = port;
-  return {
-    async close(deadlineMs) {
-      const summary = await server.close(deadlineMs);
-      await reporter?.stop();
-      logger.info(
-        { event: 'summary', transport: 'tcp', ...summary },
-        `${summary.protocol}: served ${summary.connections} connection(s): ${summary.bytesIn} bytes in, ${summary.bytesOut} bytes out` +
-          (summary.forced > 0 ? `; ${summary.forced} closed at the shutdown deadline` : ''),
-      );
-    },
-  };
+  service.port = first!.port;
+  return server;
 }
 
-async function startUdp(service: Service, args: CommonArguments, logger: Logger, ownPorts: Set<number>): Promise<RunningService> {
-  const { protocol } = service;
+async function startUdp(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>): Promise<RunningService> {
   const access = accessControl(args);
   const server = new DatagramServer({
     ...(access && { access }),
-    protocol,
+    protocol: service.protocol,
     settings: service.settings,
-    host: args.host,
-    port: service.port,
-    logger,
+    events,
     ownPorts,
     budget: { burst: args.udpBurst, perSecond: args.udpRate },
   });
-  ownPorts.add((await server.listen()).port);
-  return {
-    async close() {
-      const summary = await server.close();
-      logger.info(
-        { event: 'summary', protocol: protocol.name, transport: 'udp', ...summary },
-        `${protocol.name}/udp: ${summary.received} datagram(s) received, ${summary.answered} answered, ${summary.dropped} dropped`,
-      );
-    },
-  };
+  const [first] = await server.listen({ host: args.host, port: service.port });
+  ownPorts.add(first!.port);
+  return server;
 }
 
 /** Lowers --max-connections (and says so) if the descriptor limit could not hold that many. */

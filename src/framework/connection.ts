@@ -1,24 +1,27 @@
 /**
  * One accepted TCP connection and its lifecycle, as the application sees it:
  *
- *     accepted ──► active ──► peer-closed ──► closed     (the client sent FIN first: passive close)
- *                        └──► closing ─────► closed     (we sent FIN, or RST, first: active close)
- *                        └─────────────────► closed     (reset, error, or destroyed)
+ *     accepted ──► active ──► peer-closed ─────────────► closed   (the client sent FIN first; our FIN follows: passive close)
+ *        │           │             └──► closing ──────► closed   (then the server ended it: shutdown, timer, protocol error)
+ *        │           ├──► closing ─────────────────────► closed   (we sent FIN, or RST, first: active close)
+ *        │           └─────────────────────────────────► closed   (the client reset it, or an error)
+ *        └──► closing ──► closed                                 (ended by the server while waiting to be served)
  *
  * accepted:     accept(2) returned a socket; the kernel finished the three-way handshake already.
  * active:       the protocol is serving it.
  * peer-closed:  the client shut down its sending side (we read EOF); we may still write.
- * closing:      we shut down our sending side (our FIN is queued) or aborted with RST.
+ * closing:      the server shut down its sending side (our FIN is queued) or aborted with RST.
  * closed:       the file descriptor is closed.
  *
- * "closed" here is not the kernel's TCP state: the side that closed first keeps the
- * connection in TIME_WAIT for 2×MSL after its descriptor is gone.
+ * Every transition is a `state` event, and the end is a `closed` event saying who closed first.
+ * "closed" here is not the kernel's TCP state: the side that closed first keeps the connection in
+ * TIME_WAIT for 2×MSL after its descriptor is gone (observers/kernel-states.ts shows it).
  */
 import type { Socket } from 'node:net';
-import type { Logger } from 'pino';
-import { formatEndpoint, formatSocketPair, localEndpoint, remoteEndpoint, type Endpoint } from './endpoint.js';
-
-export type ConnectionState = 'accepted' | 'active' | 'peer-closed' | 'closing' | 'closed';
+import type { Endpoint } from './endpoint.js';
+import { escapeForLog } from './escape.js';
+import type { CloseReport, ConnectionState, EventFields, ServerCloseReason, ServiceEvents } from './events.js';
+import { IGNORE_LINES, LineSplitter, type LineReporter } from './messages.js';
 
 /** How a protocol's active close is carried out; the close-behaviour switches set it. */
 export interface ClosePolicy {
@@ -30,27 +33,17 @@ export interface ClosePolicy {
 
 export const ORDERLY_CLOSE: ClosePolicy = { mode: 'fin', delayMs: 0 };
 
-/** Why the server itself ended a connection, when it did. */
-export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown';
+/** The events about one connection: their conn, local and remote fields are filled in for them. */
+type ConnectionEventType = { [T in keyof EventFields]: EventFields[T] extends { conn: number; local: Endpoint; remote: Endpoint } ? T : never }[keyof EventFields];
+type OwnFields<T extends ConnectionEventType> = Omit<EventFields[T], 'conn' | 'local' | 'remote'>;
 
-export interface CloseReport {
-  /** Which end sent the first FIN or RST. */
-  closedBy: 'server' | 'client';
-  /** `fin` for an orderly close, `rst` for a reset. */
-  how: 'fin' | 'rst';
-  reason?: ServerCloseReason;
-  bytesIn: number;
-  bytesOut: number;
-  durationMs: number;
-}
-
-type StateListener = (conn: Connection, from: ConnectionState, to: ConnectionState) => void;
+/** What the server learns from a connection: each lifecycle transition. */
+export type StateListener = (conn: Connection, from: ConnectionState, to: ConnectionState) => void;
 
 export class Connection {
   state: ConnectionState = 'accepted';
-  private localEnd?: Endpoint;
-  private remoteEnd?: Endpoint;
-  readonly acceptedAt = performance.now();
+  /** When accept(2) returned, on the event stream's monotonic clock. */
+  readonly acceptedAt: number;
   /** The first close seen on this connection, from either end. */
   private firstClose?: { closedBy: 'server' | 'client'; how: 'fin' | 'rst'; reason?: ServerCloseReason };
   private delayedClose?: NodeJS.Timeout;
@@ -58,11 +51,16 @@ export class Connection {
   constructor(
     readonly id: number,
     readonly socket: Socket,
-    /** A logger that tags every line with this connection's id. */
-    readonly log: Logger,
+    /** Our end of the socket pair, captured at accept: after close the kernel has nothing left to tell. */
+    readonly local: Endpoint,
+    /** The client's end, captured at accept. */
+    readonly remote: Endpoint,
+    private readonly events: ServiceEvents,
     private readonly closePolicy: ClosePolicy,
     private readonly onStateChange: StateListener,
   ) {
+    this.acceptedAt = events.now();
+    containFailures(socket, (error) => this.fail(error));
     // The client's FIN: read(2) returned 0.
     socket.on('end', () => {
       this.noteClose('client', 'fin');
@@ -77,7 +75,7 @@ export class Connection {
     // belong to this connection only. Without a handler, Node would crash the whole server.
     socket.on('error', (error: NodeJS.ErrnoException) => {
       this.noteClose('client', 'rst');
-      this.log.debug({ event: 'socket-error', code: error.code }, `connection #${id}: ${error.message}`);
+      this.emit('socket-error', { code: error.code ?? 'ERROR', message: error.message });
     });
     socket.on('close', () => {
       clearTimeout(this.delayedClose);
@@ -85,28 +83,15 @@ export class Connection {
     });
   }
 
-  /**
-   * Our end of the pair, and the client's. Asking the kernel (getsockname(2), getpeername(2)),
-   * with Node building each address object, costs about 1.5 µs an end: together 6% of a whole
-   * daytime connection. So each is read when first needed: at once for a connection that is
-   * logged (its "accepted" line shows the pair), and for the others, the unlogged majority under
-   * load, usually never. Ask while the socket is open: after close the kernel has nothing left
-   * to report, and an end never asked for reads as unknown ('', port 0).
-   */
-  get local(): Endpoint {
-    return (this.localEnd ??= localEndpoint(this.socket));
+  /** Publishes an event about this connection; its number and socket pair come with it. */
+  emit<T extends ConnectionEventType>(type: T, fields: OwnFields<T>): void {
+    if (this.events.wants(type)) this.events.emit(type, { conn: this.id, local: this.local, remote: this.remote, ...fields } as EventFields[T]);
   }
 
-  get remote(): Endpoint {
-    return (this.remoteEnd ??= remoteEndpoint(this.socket));
-  }
-
-  get remoteName(): string {
-    return formatEndpoint(this.remote);
-  }
-
-  get socketPair(): string {
-    return formatSocketPair(this.local, this.remote);
+  /** Reports the lines this connection receives as `message` events (see messages.ts). */
+  lines(): LineReporter {
+    if (!this.events.wants('message')) return IGNORE_LINES;
+    return new LineSplitter((line) => this.emit('message', line));
   }
 
   /** Called by the framework when the protocol starts serving this connection. */
@@ -125,12 +110,9 @@ export class Connection {
    */
   close(lastBytes?: Buffer | string): void {
     if (this.delayedClose !== undefined || this.state === 'closing' || this.state === 'closed') return;
-    if (lastBytes !== undefined) this.socket.write(lastBytes);
+    if (lastBytes !== undefined) this.send(lastBytes);
     const { mode, delayMs } = this.closePolicy;
-    if (mode === 'never') {
-      this.log.debug({ event: 'close-skipped' }, `connection #${this.id}: not closing (--no-close)`);
-      return;
-    }
+    if (mode === 'never') return this.emit('close-skipped', {});
     const closeNow = (): void => {
       if (mode === 'rst') this.abort('protocol');
       else this.socket.end(() => this.socket.destroy());
@@ -145,18 +127,27 @@ export class Connection {
    */
   abort(reason: ServerCloseReason): void {
     this.noteClose('server', 'rst', reason);
-    if (this.state !== 'closed') this.setState('closing');
+    if (this.state === 'closed') return;
+    this.setState('closing');
     this.socket.resetAndDestroy();
   }
 
   /** Closes the descriptor now, without waiting for queued data (shutdown deadline, idle timer). */
   destroy(reason: ServerCloseReason): void {
     this.noteClose('server', 'fin', reason);
-    if (this.state !== 'closed') this.setState('closing');
+    if (this.state === 'closed') return;
+    this.setState('closing');
     this.socket.destroy();
   }
 
-  /** How it ended; meaningful once the state is `closed`. */
+  /** The protocol failed on this connection: say so, and reset it. The server goes on. */
+  fail(error: unknown): void {
+    const { message, stack } = error instanceof Error ? error : { message: String(error), stack: undefined };
+    this.events.emit('protocol-error', { conn: this.id, local: this.local, remote: this.remote, message, ...(stack === undefined ? {} : { stack }) });
+    this.abort('protocol-error');
+  }
+
+  /** How it ended so far; complete once the state is `closed`. */
   report(): CloseReport {
     const { closedBy, how, reason } = this.firstClose ?? { closedBy: 'client', how: 'fin' };
     return {
@@ -165,8 +156,17 @@ export class Connection {
       ...(reason === undefined ? {} : { reason }),
       bytesIn: this.socket.bytesRead,
       bytesOut: this.socket.bytesWritten,
-      durationMs: Math.round(performance.now() - this.acceptedAt),
+      durationMs: Math.round(this.events.now() - this.acceptedAt),
     };
+  }
+
+  private send(bytes: Buffer | string): void {
+    this.socket.write(bytes);
+    if (!this.events.wants('sent')) return;
+    const data = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+    // The text without its line ending, as a person reads it: `Sun Nov  1 09:05:03 2026`.
+    const end = data.at(-1) === 0x0a ? (data.at(-2) === 0x0d ? -2 : -1) : data.length;
+    this.emit('sent', { text: escapeForLog(data.subarray(0, end)), bytes: data.length });
   }
 
   private noteClose(closedBy: 'server' | 'client', how: 'fin' | 'rst', reason?: ServerCloseReason): void {
@@ -177,6 +177,25 @@ export class Connection {
     const from = this.state;
     if (from === to) return;
     this.state = to;
+    this.emit('state', { from, to });
+    if (to === 'closed') this.emit('closed', this.report());
     this.onStateChange(this, from, to);
   }
+}
+
+/**
+ * Node calls a protocol's socket listeners ('data', 'end', 'drain', ...) from inside socket.emit().
+ * A listener that throws would unwind through Node's stream code into the event loop and end the
+ * whole process, every other client with it. Catching at emit() keeps the failure to one connection.
+ */
+function containFailures(socket: Socket, onFailure: (error: unknown) => void): void {
+  const emit = socket.emit as (this: Socket, event: string | symbol, ...args: unknown[]) => boolean;
+  socket.emit = function containedEmit(this: Socket, event: string | symbol, ...args: unknown[]): boolean {
+    try {
+      return emit.call(this, event, ...args);
+    } catch (error) {
+      onFailure(error);
+      return true;
+    }
+  } as Socket['emit'];
 }

@@ -9,19 +9,19 @@
  *   server makes two servers answer each other forever.
  * So, before answering, we drop datagrams from ports below 1024 (where the classic services
  * live) and from this process's own ports, answer each peer address only within a small
- * budget and then go quiet for it, and never send more than 512 bytes per reply.
+ * budget and then go quiet for it, and never send more than 512 bytes per reply. Every
+ * datagram becomes an event: `datagram` when answered, `udp-dropped` with the reason when not.
  */
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import net from 'node:net';
-import type { Logger } from 'pino';
 import type { AccessControl } from './access-control.js';
-import { formatEndpoint, formatListeningEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
+import { unmapIPv4, type Endpoint } from './endpoint.js';
 import { usageError } from '../errors.js';
-import { describeListenError } from './listen.js';
+import { EventStream, type DropReason, type ServiceEvents } from './events.js';
+import { openUdpSockets, type ListenOn } from './listen.js';
 import type { DatagramHandler } from './protocol.js';
-import { RateLimiter } from './token-bucket.js';
 import type { ServiceOptions } from './server.js';
+import { TokenBucket } from './token-bucket.js';
 
 /** Replies per peer address: a burst, then a steady rate. Small, so a loop dies out quickly. */
 export interface DatagramBudget {
@@ -37,10 +37,6 @@ export const MAX_REPLY_BYTES = 512;
 const FIRST_UNPRIVILEGED_PORT = 1024;
 /** Peers remembered for their budgets; the oldest is forgotten beyond this. */
 const MAX_TRACKED_PEERS = 10_000;
-const DROP_LOGS_PER_SECOND = 5;
-const DROP_LOG_BURST = 20;
-
-export type DropReason = 'denied' | 'privileged-source-port' | 'own-port' | 'over-budget' | 'oversized-reply';
 
 export interface DatagramServerOptions extends ServiceOptions {
   /** This process's own service ports: a datagram from one of them would start a loop. */
@@ -57,53 +53,40 @@ export interface DatagramSummary {
 }
 
 export class DatagramServer {
-  private readonly socket: dgram.Socket;
+  readonly events: ServiceEvents;
+  private readonly sockets: dgram.Socket[] = [];
   private readonly handler: DatagramHandler;
-  private readonly log: Logger;
   private readonly budget: DatagramBudget;
-  private readonly peers = new Map<string, RateLimiter>();
-  private readonly logBudget = new RateLimiter(DROP_LOGS_PER_SECOND, DROP_LOG_BURST);
+  private readonly peers = new Map<string, TokenBucket>();
   private readonly totals: DatagramSummary = { received: 0, answered: 0, dropped: 0 };
+  private readonly shutdown = new AbortController();
 
   constructor(private readonly options: DatagramServerOptions) {
     const { protocol } = options;
-    const handler = protocol.createHandlers(options.settings ?? {}, { now: options.now ?? (() => new Date()) }).udp;
+    this.events = (options.events ?? new EventStream()).forService(protocol.name, 'udp');
+    const context = { now: options.now ?? (() => new Date()), shutdown: this.shutdown.signal };
+    const handler = protocol.createHandlers(options.settings ?? {}, context).udp;
     if (handler === undefined) throw usageError('ERR_NO_UDP', `${protocol.name} has no UDP service (RFC ${protocol.rfc} defines TCP only)`);
     this.handler = handler;
-    this.log = options.logger;
     this.budget = options.budget ?? DEFAULT_DATAGRAM_BUDGET;
-    // An IPv6 socket with ipv6Only off receives IPv4 datagrams too, as a `::` TCP listener does.
-    const type = options.host === undefined || net.isIPv6(options.host) ? 'udp6' : 'udp4';
-    this.socket = dgram.createSocket({ type, ipv6Only: false });
-    this.socket.on('message', (datagram, sender) => this.receive(datagram, { address: sender.address, port: sender.port }));
   }
 
-  async listen(): Promise<Endpoint> {
-    const { host, port } = this.options;
-    const bind = (address: string): Promise<void> =>
-      new Promise((resolve, reject) => {
-        this.socket.once('error', reject);
-        this.socket.bind(port, address, () => {
-          this.socket.off('error', reject);
-          resolve();
-        });
-      });
-    await bind(host ?? '::').catch((error: unknown) => {
-      throw describeListenError(error, host, port);
-    });
-    // After bind, errors concern one send (e.g. the peer's port was unreachable): log, go on.
-    this.socket.on('error', (error) => this.log.debug({ event: 'udp-error', err: error }, `udp: ${error.message}`));
-    const local = this.address();
-    const name = `${formatListeningEndpoint(local)}/udp`;
-    this.log.info(
-      { event: 'listening', protocol: this.options.protocol.name, transport: 'udp', address: local.address, port: local.port, socket: name },
-      `${this.options.protocol.name} (RFC ${this.options.protocol.rfc}) listening on ${name}`,
-    );
-    return local;
+  /** Binds where `on` says (both loopback addresses when no host is given), or adopts a socket. */
+  async listen(on: ListenOn<dgram.Socket>): Promise<Endpoint[]> {
+    const bound = await openUdpSockets(on, (type) => dgram.createSocket({ type, ipv6Only: false }));
+    for (const { handle: socket, local, inherited } of bound) {
+      this.sockets.push(socket);
+      socket.on('message', (datagram, sender) => this.receive(socket, local, datagram, { address: sender.address, port: sender.port }));
+      // After bind, errors concern one send (e.g. the peer's port was unreachable): say so, go on.
+      socket.on('error', (error: NodeJS.ErrnoException) => this.events.emit('udp-error', { code: error.code ?? 'ERROR', message: error.message }));
+      this.events.emit('listening', { local, inherited, rfc: this.options.protocol.rfc });
+    }
+    return bound.map(({ local }) => local);
   }
 
+  /** The first socket's local end (the port is the same on every one). */
   address(): Endpoint {
-    const { address, port } = this.socket.address();
+    const { address, port } = this.sockets[0]!.address();
     return { address, port };
   }
 
@@ -113,22 +96,42 @@ export class DatagramServer {
   }
 
   async close(): Promise<DatagramSummary> {
-    this.socket.close();
-    await once(this.socket, 'close');
-    return { ...this.totals };
+    this.shutdown.abort();
+    await Promise.all(
+      this.sockets.map((socket) => {
+        socket.close();
+        return once(socket, 'close');
+      }),
+    );
+    this.events.emit('summary', { transport: 'udp', ...this.totals });
+    return this.summary();
   }
 
-  private receive(datagram: Buffer, sender: Endpoint): void {
+  private receive(socket: dgram.Socket, local: Endpoint, datagram: Buffer, remote: Endpoint): void {
     this.totals.received += 1;
-    const refusal = this.check(sender);
-    if (refusal !== undefined) return this.drop(sender, refusal);
-    const reply = this.handler(datagram);
-    if (reply === undefined) return; // discard: no reply, so no budget spent either
-    if (reply.length > MAX_REPLY_BYTES) return this.drop(sender, 'oversized-reply');
-    if (this.peerBudget(unmapIPv4(sender.address)).take() === undefined) return this.drop(sender, 'over-budget');
-    this.totals.answered += 1;
-    this.socket.send(reply, sender.port, sender.address);
-    this.log.debug({ event: 'datagram', from: formatEndpoint(sender), bytesIn: datagram.length, bytesOut: reply.length }, `udp ${formatEndpoint(sender)}: ${datagram.length} bytes in, ${reply.length} out`);
+    const drop = (reason: DropReason): void => {
+      this.totals.dropped += 1;
+      this.events.emit('udp-dropped', { local, remote, reason, bytesIn: datagram.length });
+    };
+    const refusal = this.check(remote);
+    if (refusal !== undefined) return drop(refusal);
+    let reply: Buffer | undefined;
+    try {
+      reply = this.handler(datagram);
+    } catch (error) {
+      // A protocol that throws loses this datagram, not the server.
+      const { message, stack } = error instanceof Error ? error : { message: String(error), stack: undefined };
+      this.events.emit('protocol-error', { local, remote, message, ...(stack === undefined ? {} : { stack }) });
+      return drop('protocol-error');
+    }
+    if (reply !== undefined && reply.length > MAX_REPLY_BYTES) return drop('oversized-reply');
+    // discard answers nothing, and so spends no budget either.
+    if (reply !== undefined && !this.peerBudget(unmapIPv4(remote.address)).take(this.events.now())) return drop('over-budget');
+    if (reply !== undefined) {
+      this.totals.answered += 1;
+      socket.send(reply, remote.port, remote.address);
+    }
+    this.events.emit('datagram', { local, remote, bytesIn: datagram.length, bytesOut: reply?.length ?? 0 });
   }
 
   /** Why a datagram from `sender` must not be answered whatever it holds, if it must not. */
@@ -139,23 +142,13 @@ export class DatagramServer {
     return undefined;
   }
 
-  private peerBudget(peer: string): RateLimiter {
+  private peerBudget(peer: string): TokenBucket {
     let budget = this.peers.get(peer);
     if (budget === undefined) {
       if (this.peers.size >= MAX_TRACKED_PEERS) this.peers.delete(this.peers.keys().next().value!);
-      budget = new RateLimiter(this.budget.perSecond, this.budget.burst);
+      budget = new TokenBucket(this.budget.perSecond, this.budget.burst);
       this.peers.set(peer, budget);
     }
     return budget;
-  }
-
-  private drop(sender: Endpoint, reason: DropReason): void {
-    this.totals.dropped += 1;
-    const skipped = this.logBudget.take();
-    if (skipped === undefined) return;
-    this.log.warn(
-      { event: 'udp-dropped', reason, from: formatEndpoint(sender), ...(skipped > 0 && { skipped }) },
-      `udp: not answering ${formatEndpoint(sender)} (${reason})${skipped > 0 ? ` (${skipped} earlier drops not logged)` : ''}`,
-    );
   }
 }

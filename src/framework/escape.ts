@@ -42,8 +42,13 @@ function decodeUtf8At(bytes: Uint8Array, at: number): { codePoint: number; lengt
   return { codePoint, length };
 }
 
+/** Printable ASCII only: nothing to escape (the common case, checked first because it is cheap). */
+const PLAIN_ASCII = /^[\x20-\x5b\x5d-\x7e]*$/;
+
 /** Makes client bytes safe to log: see the comment at the top of this file. */
 export function escapeForLog(bytes: Uint8Array): string {
+  const latin1 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  if (PLAIN_ASCII.test(latin1)) return latin1;
   let out = '';
   for (let at = 0; at < bytes.length; ) {
     const byte = bytes[at]!;
@@ -63,86 +68,4 @@ export function escapeForLog(bytes: Uint8Array): string {
     }
   }
   return out;
-}
-
-export interface LoggedLine {
-  /** The line's first bytes, escaped for the log. */
-  text: string;
-  /** The line's full length in bytes, without its newline. */
-  length: number;
-  truncated: boolean;
-}
-
-/**
- * Splits a byte stream into lines for logging while keeping only the first `maxBytes` of
- * each line. A client may send 100 MiB without a newline: we count it, we do not store it.
- */
-export class LinePreview {
-  private head: Buffer[] = [];
-  private headBytes = 0;
-  private length = 0;
-  /** After skip(): the line in progress was not seen whole, so it is dropped up to its newline. */
-  private resyncing = false;
-
-  constructor(private readonly maxBytes: number) {}
-
-  /**
-   * Feeds a chunk; calls `onLine` for every line the chunk completes. If `onLine` calls
-   * skip(), the rest of the chunk is not examined. Returns how many bytes were examined.
-   */
-  push(chunk: Buffer, onLine: (line: LoggedLine) => void): number {
-    let start = 0;
-    for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
-      if (this.resyncing) {
-        this.resyncing = false; // the end of a line we only saw part of: drop it
-      } else {
-        this.keep(chunk.subarray(start, newline));
-        onLine(this.take());
-      }
-      start = newline + 1;
-      if (this.resyncing) return start; // onLine said: no more lines for now
-    }
-    if (!this.resyncing) this.keep(chunk.subarray(start));
-    return chunk.length;
-  }
-
-  /**
-   * Stop looking: the caller will not log the bytes it is getting now (its log budget is spent),
-   * so we do not even search them for newlines. Splitting, copying and escaping every 64-byte
-   * line of a flood only to throw the result away was the echo server's biggest cost.
-   * The line in progress is dropped; push() picks up again at the next whole line.
-   */
-  skip(): void {
-    if (this.resyncing && this.length === 0) return; // skipping already: nothing kept to drop
-    this.head = [];
-    this.headBytes = 0;
-    this.length = 0;
-    this.resyncing = true;
-  }
-
-  /** The unterminated last line, if any (call when the stream ends). */
-  flush(onLine: (line: LoggedLine) => void): void {
-    if (this.length > 0 && !this.resyncing) onLine(this.take());
-  }
-
-  private keep(part: Buffer): void {
-    this.length += part.length;
-    const room = this.maxBytes - this.headBytes;
-    if (room > 0 && part.length > 0) {
-      // Copy: the chunk's memory belongs to the socket, and a slice would pin all of it.
-      const kept = Buffer.from(part.subarray(0, room));
-      this.head.push(kept);
-      this.headBytes += kept.length;
-    }
-  }
-
-  private take(): LoggedLine {
-    let bytes = Buffer.concat(this.head, this.headBytes);
-    if (bytes.at(-1) === 0x0d) bytes = bytes.subarray(0, -1); // telnet sends CRLF
-    const line = { text: escapeForLog(bytes), length: this.length, truncated: this.length > this.headBytes };
-    this.head = [];
-    this.headBytes = 0;
-    this.length = 0;
-    return line;
-  }
 }

@@ -1,9 +1,146 @@
 /**
- * bind(2) and listen(2) failures, turned into one line that says what to do.
- * Shared by the TCP listener and the UDP service.
+ * Opening the sockets a service listens on, for TCP (net.Server) and UDP (dgram.Socket) alike.
+ * Listening is kept apart from serving, as in Go (`Serve(listener)` beside `ListenAndServe`) and
+ * mini-redis (`run(listener, shutdown)`): a server may bind an address itself, or be handed a
+ * socket that is already open, as systemd socket activation and worker processes do.
+ *
+ * Three ways to say where (ListenOn):
+ * - `{ host, port }`: socket() + bind() + listen() here. Without a host, both loopback addresses,
+ *   127.0.0.1 and ::1, on the same port: only this machine can connect, which is the safe default
+ *   for a student's laptop; `--host ::` serves every interface. `::` accepts IPv4 clients too (as
+ *   IPv4-mapped addresses) and falls back to 0.0.0.0 where the kernel has no IPv6.
+ * - `{ fd }`: a descriptor this process inherited, already bound (and, for TCP, listening).
+ * - `{ handle }`: a net.Server or dgram.Socket already listening in this process.
+ *
+ * bind(2) and listen(2) failures become one line that says what to do (describeListenError).
  */
+import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { ExitCode, LabError } from '../errors.js';
+import net from 'node:net';
+import { LabError } from '../errors.js';
+import { type Endpoint } from './endpoint.js';
+
+export type ListenOn<Handle> = { host?: string; port: number } | { fd: number } | { handle: Handle };
+
+/** One open socket, and where it listens. */
+export interface Bound<Handle> {
+  handle: Handle;
+  local: Endpoint;
+  /** True when it came open from elsewhere (a descriptor or a handle), not from our own bind(). */
+  inherited: boolean;
+}
+
+/** The addresses tried when no host is given: this machine only, over IPv4 and IPv6. */
+export const LOOPBACK_ADDRESSES = ['127.0.0.1', '::1'] as const;
+const DUAL_STACK_WILDCARD = '::';
+const IPV4_WILDCARD = '0.0.0.0';
+/**
+ * Port 0 on two addresses: the kernel picks a port free on 127.0.0.1, which may be taken on ::1.
+ * Then we start over with another pick; three tries make a clash all but impossible.
+ */
+const SAME_PORT_TRIES = 3;
+
+/** How to open, adopt and close one kind of socket: the part that differs between TCP and UDP. */
+interface SocketKind<Handle> {
+  bind(host: string, port: number): Promise<Handle>;
+  fromDescriptor(fd: number): Promise<Handle>;
+  address(handle: Handle): Endpoint;
+  close(handle: Handle): Promise<void>;
+}
+
+/** The kernel has no IPv6, or IPv6 is switched off for this address. */
+const ipv6Unavailable = (error: unknown): boolean => ['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes((error as NodeJS.ErrnoException).code ?? '');
+
+async function open<Handle>(on: ListenOn<Handle>, kind: SocketKind<Handle>): Promise<Bound<Handle>[]> {
+  const bound = (handle: Handle, inherited: boolean): Bound<Handle> => ({ handle, local: kind.address(handle), inherited });
+  if ('handle' in on) return [bound(on.handle, true)];
+  if ('fd' in on) return [bound(await kind.fromDescriptor(on.fd), true)];
+  const { host, port } = on;
+  const bindOrExplain = (address: string, shownHost = host): Promise<Handle> =>
+    kind.bind(address, port).catch((error: unknown) => {
+      throw describeListenError(error, shownHost, port);
+    });
+  if (host === DUAL_STACK_WILDCARD) {
+    const handle = await kind.bind(host, port).catch((error: unknown) => {
+      if (ipv6Unavailable(error)) return bindOrExplain(IPV4_WILDCARD, IPV4_WILDCARD);
+      throw describeListenError(error, host, port);
+    });
+    return [bound(handle, false)];
+  }
+  if (host !== undefined) return [bound(await bindOrExplain(host), false)];
+  // Loopback: 127.0.0.1 first, then ::1 on the port it got.
+  for (let attempt = 1; ; attempt++) {
+    const [ipv4, ipv6] = LOOPBACK_ADDRESSES;
+    const first = await bindOrExplain(ipv4);
+    const samePort = kind.address(first).port;
+    try {
+      return [bound(first, false), bound(await kind.bind(ipv6, samePort), false)];
+    } catch (error) {
+      if (ipv6Unavailable(error)) return [bound(first, false)];
+      await kind.close(first);
+      const clash = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && port === 0;
+      if (!clash || attempt === SAME_PORT_TRIES) throw describeListenError(error, ipv6, samePort);
+    }
+  }
+}
+
+/** The TCP listening sockets for `on`. `create` makes a net.Server set up the way the caller serves. */
+export function openTcpListeners(on: ListenOn<net.Server>, create: () => net.Server): Promise<Bound<net.Server>[]> {
+  const listen = (server: net.Server, options: net.ListenOptions): Promise<net.Server> =>
+    new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
+    });
+  return open(on, {
+    bind: (host, port) => listen(create(), { host, port }),
+    fromDescriptor: (fd) =>
+      listen(create(), { fd } as net.ListenOptions).catch((error: unknown) => {
+        throw badDescriptor(fd, 'a listening TCP socket', error);
+      }),
+    address: (server) => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') throw new Error('not a TCP listener');
+      return { address: address.address, port: address.port };
+    },
+    close: (server) => new Promise((resolve) => server.close(() => resolve())),
+  });
+}
+
+/** The UDP sockets for `on`. `create` makes a dgram.Socket of the right family. */
+export function openUdpSockets(on: ListenOn<dgram.Socket>, create: (type: dgram.SocketType) => dgram.Socket): Promise<Bound<dgram.Socket>[]> {
+  const bind = (socket: dgram.Socket, options: dgram.BindOptions): Promise<dgram.Socket> =>
+    new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(options, () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+    });
+  return open(on, {
+    // An IPv6 socket (ipv6Only off) receives IPv4 datagrams too, as a `::` TCP listener does.
+    bind: (host, port) => bind(create(net.isIPv6(host) ? 'udp6' : 'udp4'), { address: host, port }),
+    fromDescriptor: async (fd) => {
+      try {
+        return await bind(create('udp6'), { fd });
+      } catch (error) {
+        throw badDescriptor(fd, 'a bound UDP socket', error);
+      }
+    },
+    address: (socket) => {
+      const { address, port } = socket.address();
+      return { address, port };
+    },
+    close: (socket) => new Promise((resolve) => socket.close(() => resolve())),
+  });
+}
+
+function badDescriptor(fd: number, expected: string, error: unknown): LabError {
+  const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  return new LabError('ERR_BAD_DESCRIPTOR', `descriptor ${fd} is not ${expected} (${why})`);
+}
 
 /** The lowest port an ordinary user may bind (Linux lets root lower it with a sysctl). */
 function unprivilegedPortStart(): number {
@@ -20,22 +157,17 @@ export function describeListenError(error: unknown, host: string | undefined, po
   const where = host === undefined ? `port ${port}` : `${host} port ${port}`;
   switch (code) {
     case 'EACCES':
-      return new LabError(
-        'ERR_PRIVILEGED_PORT',
-        `cannot listen on ${where}: ports below ${unprivilegedPortStart()} need root; try --port ${port + 1300}`,
-        ExitCode.noPermission,
-      );
+      return new LabError('ERR_PRIVILEGED_PORT', `cannot listen on ${where}: ports below ${unprivilegedPortStart()} need root; try --port ${port + 1300}`);
     case 'EADDRINUSE':
       return new LabError(
         'ERR_PORT_IN_USE',
         `cannot listen on ${where}: the address is already in use by another socket; stop that server or pick another port (--port 0 lets the kernel choose)`,
-        ExitCode.unavailable,
       );
     case 'EADDRNOTAVAIL':
-      return new LabError('ERR_ADDRESS_NOT_AVAILABLE', `cannot listen on ${where}: ${host} is not an address of this machine; try --host 127.0.0.1`, ExitCode.unavailable);
+      return new LabError('ERR_ADDRESS_NOT_AVAILABLE', `cannot listen on ${where}: ${host} is not an address of this machine; try --host 127.0.0.1`);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new LabError('ERR_UNKNOWN_HOST', `cannot listen on ${where}: no such host; give an IP address such as 127.0.0.1 or ::1`, ExitCode.noHost);
+      return new LabError('ERR_UNKNOWN_HOST', `cannot listen on ${where}: no such host; give an IP address such as 127.0.0.1 or ::1`);
     default:
       return error;
   }

@@ -1,8 +1,8 @@
 /**
  * The plugin interface. A protocol is a plain object: its name, its RFC, its well-known port,
  * the command-line options it adds, and functions that serve one TCP connection and answer
- * one UDP datagram. It knows nothing about listening, limits, guards or shutdown; the
- * framework (server.ts, datagram-server.ts) does that.
+ * one UDP datagram. It knows nothing about listening, limits, guards or logging; the
+ * framework (server.ts, datagram-server.ts) does that, and turns what happens into events.
  */
 import type { InferredOptionTypes, Options } from 'yargs';
 import type { Connection } from './connection.js';
@@ -10,6 +10,11 @@ import type { Connection } from './connection.js';
 /** What the framework lends a protocol. Injected, so tests can fix the clock. */
 export interface ProtocolContext {
   now(): Date;
+  /**
+   * Aborted when the server begins to shut down. A protocol that would go on forever (chargen)
+   * listens to it and closes its connections, so that they end before the shutdown deadline.
+   */
+  shutdown: AbortSignal;
 }
 
 /** Serves one accepted connection. Called once per connection, when it becomes active. */

@@ -1,22 +1,24 @@
 /**
- * The listener framework: bind, listen, accept, track each connection's lifecycle, and shut
- * down gracefully. It serves any protocol plugin (src/protocols/) and holds no protocol logic.
+ * The listener framework: accept connections, track each connection's lifecycle, enforce the
+ * limits, and shut down gracefully. It serves any protocol plugin (src/protocols/) and holds no
+ * protocol logic. It does not log: it says what happened as events (events.ts), and observers
+ * (src/observers/) turn them into log lines, kernel-state reports, or whatever they watch for.
  *
  * The system calls underneath, as in the textbook's C and Perl servers:
- *   socket() + setsockopt(SO_REUSEADDR) + bind() + listen()   → net.Server#listen (Node sets
- *                                                              SO_REUSEADDR on every TCP listener)
- *   accept() in a loop, one new socket per client            → the 'connection' event
+ *   socket() + setsockopt(SO_REUSEADDR) + bind() + listen()   → listen.ts (Node sets SO_REUSEADDR
+ *                                                              on every TCP listener)
+ *   accept() in a loop, one new socket per client            → the listener's 'connection' event
+ *   getpeername(), getsockname()                             → the socket pair, read once at accept
  */
-import { EventEmitter } from 'node:events';
 import { lookupService } from 'node:dns/promises';
+import { setMaxListeners } from 'node:events';
 import net from 'node:net';
-import type { Logger } from 'pino';
-import { Connection, ORDERLY_CLOSE, type ClosePolicy, type ConnectionState } from './connection.js';
 import type { AccessControl } from './access-control.js';
-import { formatEndpoint, formatListeningEndpoint, formatSocketPair, socketEnds, unmapIPv4, type Endpoint } from './endpoint.js';
-import { describeListenError } from './listen.js';
+import { Connection, ORDERLY_CLOSE, type ClosePolicy } from './connection.js';
+import { localEndpoint, remoteEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
+import { EventStream, type ConnectionState, type RefusalReason, type ServiceEvents } from './events.js';
+import { openTcpListeners, type Bound, type ListenOn } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
-import { RateLimiter } from './token-bucket.js';
 
 /**
  * Connection limits. Each connection costs a file descriptor and some memory, so a server
@@ -24,38 +26,30 @@ import { RateLimiter } from './token-bucket.js';
  * from taking every slot: that is what the per-source limit is for.
  */
 export interface ConnectionLimits {
-  /** All connections at once. 1024 is a common default of the soft `ulimit -n`. */
+  /** All connections at once. */
   maxConnections: number;
-  /** Connections from one IP address. A classroom behind one NAT shares an address, so not too low. */
+  /** Connections from one IP address. */
   maxPerSource: number;
 }
 
-export const DEFAULT_LIMITS: ConnectionLimits = { maxConnections: 1024, maxPerSource: 64 };
+/** 1024 is a common default of the soft `ulimit -n`: the descriptors a process may hold. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 /**
- * Connections logged in full (accepted, what was sent, closed, kernel state) per second, after a
- * burst of twice as many. A class of 200 connecting at once is logged whole; a load test of
- * thousands a second is sampled, so that writing the log does not become the server's main work.
- * Connections beyond it are served as usual, and counted in the next logged `accepted` line.
+ * A quarter of all slots per address. A class behind one NAT, or a load test of 100 connections
+ * from one host, shares one address, so the limit must not be strict; and still no single address
+ * can take every slot. (xinetd's `per_source` and systemd's `MaxConnectionsPerSource=` are off by
+ * default; a quarter keeps most of their openness and some protection.)
  */
-export const DEFAULT_CONNECTION_LOGS_PER_SECOND = 100;
-
-/** Refusals are logged at most this often, so that a flood cannot flood the log as well. */
-const REFUSAL_LOGS_PER_SECOND = 5;
-const REFUSAL_LOG_BURST = 20;
-
-export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source';
+export const defaultMaxPerSource = (maxConnections: number): number => Math.max(1, Math.floor(maxConnections / 4));
 
 /** What every service needs, over TCP (this file) or UDP (datagram-server.ts). */
 export interface ServiceOptions {
   protocol: Protocol;
   /** The protocol's own option values (see Protocol#options). */
   settings?: Readonly<Record<string, unknown>>;
-  /** Local address to bind. Default: `::` (IPv6 and IPv4), or `0.0.0.0` where IPv6 is unavailable. */
-  host?: string;
-  /** 0 asks the kernel for an ephemeral port; `address()` tells which one it chose. */
-  port: number;
-  logger: Logger;
+  /** Where to publish events; a stream of its own when absent (`server.events.stream`). */
+  events?: EventStream;
   /** The clock protocols read. Injected so tests can fix the time. */
   now?: () => Date;
 }
@@ -63,7 +57,7 @@ export interface ServiceOptions {
 export interface ServerOptions extends ServiceOptions {
   /** Look up each client's host name (getnameinfo(3), like the tutorial's gethostbyaddr). */
   resolvePeerNames?: boolean;
-  /** Close connections that stay silent this long (ms); 0 disables the timer. */
+  /** Close connections whose client stays silent this long (ms); 0 disables the timer. */
   idleTimeoutMs?: number;
   /** How a protocol's active close is carried out. */
   closePolicy?: ClosePolicy;
@@ -76,12 +70,9 @@ export interface ServerOptions extends ServiceOptions {
   limits?: Partial<ConnectionLimits>;
   /** Which client addresses may connect (--allow/--deny); everyone when absent. */
   access?: AccessControl;
-  /** Connections logged per second (see DEFAULT_CONNECTION_LOGS_PER_SECOND); 0 logs every one. */
-  connectionLogsPerSecond?: number;
 }
 
 export interface ServerSummary {
-  protocol: string;
   /** Connections accepted since the server started. */
   connections: number;
   bytesIn: number;
@@ -90,103 +81,80 @@ export interface ServerSummary {
   forced: number;
 }
 
-export interface ServerEvents {
-  /** A connection moved through its lifecycle (see connection.ts). */
-  'connection-state': [conn: Connection, from: ConnectionState, to: ConnectionState];
+/** A listening socket, and the local end of every connection it accepts when that is fixed. */
+interface Listener {
+  server: net.Server;
+  /** Bound to one address (not a wildcard): every connection it accepts has this local end. */
+  fixedLocal?: Endpoint;
 }
 
-/** The wildcard addresses tried, in order, when no host is given. */
-const DUAL_STACK_WILDCARD = '::';
-const IPV4_WILDCARD = '0.0.0.0';
+const WILDCARD_ADDRESSES = new Set(['::', '0.0.0.0']);
 
-export class LabServer extends EventEmitter<ServerEvents> {
+export class LabServer {
   readonly protocol: Protocol;
+  /** Where this server's events go: subscribe with `server.events.stream.subscribe(...)`. */
+  readonly events: ServiceEvents;
   /** Every connection whose descriptor is still open. */
   readonly connections = new Set<Connection>();
-  private readonly listener: net.Server;
+  readonly limits: ConnectionLimits;
+  private readonly listeners: Listener[] = [];
   private readonly handler: ConnectionHandler;
-  private readonly log: Logger;
-  private nextConnectionId = 1;
   private readonly totals = { connections: 0, bytesIn: 0, bytesOut: 0 };
+  /** Open connections per client IP address, for the per-source limit. */
+  private readonly perSource = new Map<string, number>();
+  /** Aborted when shutdown begins; protocols see it as `context.shutdown`. */
+  private readonly shutdown = new AbortController();
   private whenAllClosed?: () => void;
   /** Iterative mode: the connection being served, and those accepted behind it. */
   private serving?: Connection;
   private readonly waiting: Connection[] = [];
-  private readonly limits: ConnectionLimits;
-  /**
-   * Open connections per client IP address, for the per-source limit; undefined while fewer
-   * connections are open than that limit, since then no address can be over it. Until then we
-   * need not ask the kernel who each client is: getpeername(2), with Node building the address
-   * object, is 4% of a daytime connection's cost. Counting starts when the limit comes within
-   * reach and stops when the server has no connection left.
-   */
-  private perSource?: Map<string, number>;
-  private readonly refusalLogBudget = new RateLimiter(REFUSAL_LOGS_PER_SECOND, REFUSAL_LOG_BURST);
-  private readonly acceptErrorLogBudget = new RateLimiter(REFUSAL_LOGS_PER_SECOND, REFUSAL_LOG_BURST);
-  private readonly connectionLogBudget?: RateLimiter;
-  /** The logger of connections over the log budget: every call is a no-op. */
-  private readonly unloggedLog: Logger;
 
   constructor(private readonly options: ServerOptions) {
-    super();
     this.protocol = options.protocol;
-    this.log = options.logger;
-    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    const logsPerSecond = options.connectionLogsPerSecond ?? DEFAULT_CONNECTION_LOGS_PER_SECOND;
-    if (logsPerSecond > 0) this.connectionLogBudget = new RateLimiter(logsPerSecond, 2 * logsPerSecond);
-    this.unloggedLog = options.logger.child({}, { level: 'silent' });
-    const now = options.now ?? (() => new Date());
-    this.handler = options.protocol.createHandlers(options.settings ?? {}, { now }).tcp;
+    this.events = (options.events ?? new EventStream()).forService(options.protocol.name, 'tcp');
+    const maxConnections = options.limits?.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.limits = { maxConnections, maxPerSource: options.limits?.maxPerSource ?? defaultMaxPerSource(maxConnections) };
+    // Every connection of a long-lived protocol (chargen) listens for the shutdown: no leak warning.
+    setMaxListeners(0, this.shutdown.signal);
+    const context = { now: options.now ?? (() => new Date()), shutdown: this.shutdown.signal };
+    this.handler = options.protocol.createHandlers(options.settings ?? {}, context).tcp;
+  }
+
+  /**
+   * Listens where `on` says: an address and port (both loopback addresses when no host is given),
+   * an inherited descriptor, or a listening net.Server. Resolves with the local ends; rejects with
+   * a LabError that says what to do.
+   */
+  async listen(on: ListenOn<net.Server>): Promise<Endpoint[]> {
     // allowHalfOpen: a client's FIN closes only its direction; the protocol decides when we
     // close ours. (Node's default would answer every FIN with our own at once.)
     // pauseOnConnect: read nothing until the protocol starts serving; until then, the
     // client's bytes wait in the kernel's receive buffer, as they would for a busy C server.
-    this.listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
+    const bound = await openTcpListeners(on, () => net.createServer({ allowHalfOpen: true, pauseOnConnect: true }));
+    for (const listening of bound) this.serve(listening);
+    return bound.map(({ local }) => local);
   }
 
-  /** Binds and listens. Resolves with the local address, rejects with a LabError. */
-  async listen(): Promise<Endpoint> {
-    const { host, port } = this.options;
-    try {
-      await this.bind(host ?? DUAL_STACK_WILDCARD, port);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const ipv6Unavailable = code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL';
-      if (host !== undefined || !ipv6Unavailable) throw describeListenError(error, host, port);
-      await this.bind(IPV4_WILDCARD, port).catch((e: unknown) => {
-        throw describeListenError(e, IPV4_WILDCARD, port);
-      });
-    }
-    // After listen succeeds, errors come from accept(2), e.g. EMFILE when out of descriptors.
-    // They concern one would-be connection; the listener keeps going.
-    this.listener.on('error', (error) => {
-      const skipped = this.acceptErrorLogBudget.take();
-      if (skipped !== undefined) this.log.warn({ event: 'accept-error', code: (error as NodeJS.ErrnoException).code, skipped }, `accept failed: ${error.message}`);
-    });
-    const local = this.address();
-    this.log.info(
-      { event: 'listening', protocol: this.protocol.name, address: local.address, port: local.port, socket: formatListeningEndpoint(local) },
-      `${this.protocol.name} (RFC ${this.protocol.rfc}) listening on ${formatListeningEndpoint(local)}`,
-    );
-    return local;
-  }
-
+  /** The first listening socket's local end (the port is the same on every one). */
   address(): Endpoint {
-    const bound = this.listener.address();
-    if (bound === null || typeof bound === 'string') throw new Error('the server is not listening on a TCP port');
-    return { address: bound.address, port: bound.port };
+    const first = this.listeners[0];
+    if (first === undefined) throw new Error('the server is not listening');
+    const { address, port } = first.server.address() as net.AddressInfo;
+    return { address, port };
   }
 
   /**
-   * A graceful stop in two speeds, like Go's http.Server: stop accepting at once, let open
-   * connections finish until `deadlineMs`, then close whatever is left.
+   * A graceful stop in two speeds, like Go's http.Server: stop accepting at once, tell the
+   * protocols (context.shutdown), let open connections finish until `deadlineMs`, then close
+   * whatever is left.
    */
   async close(deadlineMs: number): Promise<ServerSummary> {
-    // Closing the listening socket: new SYNs to this port are now answered with RST.
-    this.listener.close();
+    // Closing the listening sockets: new SYNs to this port are now answered with RST.
+    for (const { server } of this.listeners) server.close();
+    this.shutdown.abort();
     const open = this.connections.size;
     if (open > 0) {
-      this.log.info({ event: 'draining', open, deadlineMs }, `waiting up to ${deadlineMs} ms for ${open} open connection(s)`);
+      this.events.emit('draining', { open, deadlineMs });
       const allClosed = new Promise<void>((resolve) => (this.whenAllClosed = resolve));
       let deadline: NodeJS.Timeout | undefined;
       await Promise.race([allClosed, new Promise((resolve) => (deadline = setTimeout(resolve, deadlineMs)))]);
@@ -194,7 +162,9 @@ export class LabServer extends EventEmitter<ServerEvents> {
     }
     const forced = this.closeAll();
     if (this.connections.size > 0) await new Promise<void>((resolve) => (this.whenAllClosed = resolve));
-    return { protocol: this.protocol.name, ...this.totals, forced };
+    const summary = { ...this.totals, forced };
+    this.events.emit('summary', { transport: 'tcp', ...summary });
+    return summary;
   }
 
   /** Destroys every open connection now; returns how many there were. */
@@ -204,94 +174,79 @@ export class LabServer extends EventEmitter<ServerEvents> {
     return open.length;
   }
 
-  private bind(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.listener.once('error', reject);
-      this.listener.listen({ host, port }, () => {
-        this.listener.off('error', reject);
-        resolve();
-      });
-    });
+  /** Accepts connections on one listening socket. */
+  private serve({ handle: server, local, inherited }: Bound<net.Server>): void {
+    // A handle we did not create: give it the options we would have (net.Server reads them at each accept).
+    Object.assign(server, { allowHalfOpen: true, pauseOnConnect: true });
+    const listener: Listener = { server, ...(WILDCARD_ADDRESSES.has(local.address) ? {} : { fixedLocal: local }) };
+    this.listeners.push(listener);
+    server.on('connection', (socket: net.Socket) => this.accept(listener, socket));
+    // After listen succeeds, errors come from accept(2), e.g. EMFILE when out of descriptors.
+    // They concern one would-be connection; the listener keeps going.
+    server.on('error', (error: NodeJS.ErrnoException) => this.events.emit('accept-error', { code: error.code ?? 'ERROR', message: error.message }));
+    this.events.emit('listening', { local, inherited, rfc: this.protocol.rfc });
   }
 
-  private accept(socket: net.Socket): void {
-    const refusal = this.admission(socket);
-    if (refusal !== undefined) return this.refuse(socket, refusal);
-    if (this.perSource !== undefined) countSource(this.perSource, clientAddress(socket), +1);
-    const id = this.nextConnectionId++;
-    // The number of connections not logged since the last logged one, or undefined: don't log this one.
-    const unloggedBefore = this.connectionLogBudget === undefined ? 0 : this.connectionLogBudget.take();
-    const log = unloggedBefore === undefined ? this.unloggedLog : this.log.child({ conn: id });
-    const conn = new Connection(id, socket, log, this.options.closePolicy ?? ORDERLY_CLOSE, (c, from, to) => this.onStateChange(c, from, to));
+  private accept(listener: Listener, socket: net.Socket): void {
+    // The socket pair, read once now, while the kernel still has it: getpeername(2) for the
+    // client's end, and getsockname(2) for ours unless the listener's own address says it.
+    const remote = remoteEndpoint(socket);
+    const local = listener.fixedLocal ?? localEndpoint(socket);
+    const source = unmapIPv4(remote.address);
+    const refusal = this.admission(source);
+    if (refusal !== undefined) return this.refuse(socket, local, remote, refusal);
+    countSource(this.perSource, source, +1);
+    const id = this.events.stream.nextConnectionId();
+    const conn = new Connection(id, socket, local, remote, this.events, this.options.closePolicy ?? ORDERLY_CLOSE, (c, from, to) => this.onStateChange(c, from, to));
     this.connections.add(conn);
     this.totals.connections += 1;
-    if (unloggedBefore !== undefined) {
-      const unlogged = unloggedBefore > 0 ? ` (${unloggedBefore} connections before it were served but not logged: over ${this.connectionLogBudget?.perSecond} a second)` : '';
-      conn.log.info(
-        { event: 'accepted', local: formatEndpoint(conn.local), remote: formatEndpoint(conn.remote), pair: conn.socketPair, ...(unloggedBefore > 0 && { unlogged: unloggedBefore }) },
-        `accepted connection #${id} ${conn.socketPair}${unlogged}`,
-      );
-    }
+    conn.emit('accepted', {});
     if (this.options.resolvePeerNames) this.resolvePeerName(conn);
     if (this.options.iterative && this.serving !== undefined) {
       this.waiting.push(conn);
-      conn.log.info({ event: 'queued', behind: this.serving.id }, `connection #${id} waits: the iterative server is busy with #${this.serving.id}`);
+      conn.emit('queued', { behind: this.serving.id });
       return;
     }
-    this.serve(conn);
+    this.start(conn);
   }
 
   /** Why this client may not have a connection now, if it may not. */
-  private admission(socket: net.Socket): RefusalReason | undefined {
-    if (this.options.access !== undefined && !this.options.access.permits(clientAddress(socket))) return 'denied';
+  private admission(source: string): RefusalReason | undefined {
+    if (this.options.access !== undefined && !this.options.access.permits(source)) return 'denied';
     if (this.connections.size >= this.limits.maxConnections) return 'max-connections';
-    if (this.connections.size >= this.limits.maxPerSource) {
-      this.perSource ??= this.countSources();
-      if ((this.perSource.get(clientAddress(socket)) ?? 0) >= this.limits.maxPerSource) return 'max-per-source';
-    }
+    if ((this.perSource.get(source) ?? 0) >= this.limits.maxPerSource) return 'max-per-source';
     return undefined;
-  }
-
-  /** Open connections per client address, counted from scratch. */
-  private countSources(): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const conn of this.connections) countSource(counts, clientAddress(conn.socket), +1);
-    return counts;
   }
 
   /**
    * Refuses a connection the kernel has already accepted: reset it at once (SO_LINGER 0,
    * then close), so the client learns immediately and this side keeps no TIME_WAIT for it.
    */
-  private refuse(socket: net.Socket, reason: RefusalReason): void {
-    const { local, remote } = socketEnds(socket);
+  private refuse(socket: net.Socket, local: Endpoint, remote: Endpoint, reason: RefusalReason): void {
     socket.on('error', () => {}); // the client may be gone already; there is nothing to report
     socket.resetAndDestroy();
-    const skipped = this.refusalLogBudget.take();
-    if (skipped === undefined) return;
-    const pair = formatSocketPair(local, remote);
-    this.log.warn(
-      { event: 'refused', reason, pair, ...(skipped > 0 && { skipped }) },
-      `refused ${pair}: ${REFUSAL_EXPLANATIONS[reason](this.limits)}${skipped > 0 ? ` (${skipped} earlier refusals not logged)` : ''}`,
-    );
+    const limit = reason === 'max-connections' ? this.limits.maxConnections : reason === 'max-per-source' ? this.limits.maxPerSource : undefined;
+    this.events.emit('refused', { local, remote, reason, ...(limit === undefined ? {} : { limit }) });
   }
 
-  private serve(conn: Connection): void {
+  private start(conn: Connection): void {
     if (this.options.iterative) this.serving = conn;
     this.watchIdleTime(conn);
     conn.activate();
-    this.handler(conn);
+    try {
+      this.handler(conn);
+    } catch (error) {
+      conn.fail(error); // a protocol that throws loses this connection, not the server
+    }
   }
 
-  private onStateChange(conn: Connection, from: ConnectionState, to: ConnectionState): void {
-    // Checked first: three transitions per connection, and under load most are not logged.
-    if (conn.log.isLevelEnabled('debug')) conn.log.debug({ event: 'state', from, to }, `connection #${conn.id}: ${from} → ${to}`);
-    if (to === 'closed') this.forget(conn);
-    this.emit('connection-state', conn, from, to);
-    if (to === 'closed' && conn === this.serving) {
+  private onStateChange(conn: Connection, _from: ConnectionState, to: ConnectionState): void {
+    if (to !== 'closed') return;
+    this.forget(conn);
+    if (conn === this.serving) {
       this.serving = undefined;
       const next = this.waiting.shift();
-      if (next !== undefined) this.serve(next);
+      if (next !== undefined) this.start(next);
     }
   }
 
@@ -299,58 +254,51 @@ export class LabServer extends EventEmitter<ServerEvents> {
     this.totals.bytesIn += conn.socket.bytesRead;
     this.totals.bytesOut += conn.socket.bytesWritten;
     this.connections.delete(conn);
-    if (this.perSource !== undefined) countSource(this.perSource, clientAddress(conn.socket), -1);
+    countSource(this.perSource, unmapIPv4(conn.remote.address), -1);
     const queuedAt = this.waiting.indexOf(conn);
     if (queuedAt !== -1) this.waiting.splice(queuedAt, 1);
-    if (this.connections.size === 0) {
-      this.perSource = undefined; // idle: no address can be near the per-source limit
-      this.whenAllClosed?.();
-    }
-    if (!conn.log.isLevelEnabled('info')) return;
-    const report = conn.report();
-    const why = report.reason === undefined || report.reason === 'protocol' ? '' : ` (${report.reason})`;
-    conn.log.info(
-      { event: 'closed', pair: conn.socketPair, ...report },
-      `closed connection #${conn.id}: ${report.closedBy} closed first with ${report.how.toUpperCase()}${why}; ` +
-        `${report.bytesIn} bytes in, ${report.bytesOut} out, ${report.durationMs} ms`,
-    );
+    if (this.connections.size === 0) this.whenAllClosed?.();
   }
 
-  /** An inactivity timer, like SO_RCVTIMEO in Berkeley systems: it restarts on every byte. */
+  /**
+   * An inactivity timer, like SO_RCVTIMEO in Berkeley systems: it counts the client's silence.
+   * Bytes from the client restart it; our own writes do not (a chargen client that never sends
+   * anything is timed out, however much it reads). Node's socket.setTimeout() would count both.
+   */
   private watchIdleTime(conn: Connection): void {
     const idleTimeoutMs = this.options.idleTimeoutMs ?? 0;
     if (idleTimeoutMs <= 0) return;
-    conn.socket.setTimeout(idleTimeoutMs, () => {
-      conn.log.info({ event: 'idle-timeout', idleTimeoutMs }, `connection #${conn.id} idle for ${idleTimeoutMs} ms: closing it`);
+    let lastInput = this.events.now();
+    // A 'data' listener does not start a paused socket: the protocol still decides when to read.
+    conn.socket.on('data', () => (lastInput = this.events.now()));
+    const check = (): void => {
+      const silentMs = this.events.now() - lastInput;
+      if (silentMs < idleTimeoutMs) {
+        timer = setTimeout(check, idleTimeoutMs - silentMs);
+        return;
+      }
+      conn.emit('idle-timeout', { idleTimeoutMs });
       conn.destroy('idle-timeout');
-    });
+    };
+    let timer = setTimeout(check, idleTimeoutMs);
+    conn.socket.once('close', () => clearTimeout(timer));
   }
 
   /** Reverse lookup (getnameinfo(3)); it runs beside the connection and never delays it. */
   private resolvePeerName(conn: Connection): void {
     const address = unmapIPv4(conn.remote.address);
     lookupService(address, conn.remote.port).then(
-      ({ hostname }) => conn.log.info({ event: 'peer-name', host: hostname }, `connection #${conn.id} is from ${hostname}`),
-      (error: NodeJS.ErrnoException) =>
-        conn.log.info({ event: 'peer-name', host: null, code: error.code }, `connection #${conn.id}: no host name for ${address} (${error.code})`),
+      ({ hostname }) => conn.emit('peer-name', { host: hostname }),
+      (error: NodeJS.ErrnoException) => conn.emit('peer-name', { host: null, code: error.code ?? 'ERROR' }),
     );
   }
 }
-
-/** The client's IP address, as the per-source limit and --allow/--deny see it (Node caches getpeername). */
-const clientAddress = (socket: net.Socket): string => unmapIPv4(socket.remoteAddress ?? '');
 
 function countSource(counts: Map<string, number>, source: string, change: 1 | -1): void {
   const count = (counts.get(source) ?? 0) + change;
   if (count > 0) counts.set(source, count);
   else counts.delete(source);
 }
-
-const REFUSAL_EXPLANATIONS: Record<RefusalReason, (limits: ConnectionLimits) => string> = {
-  denied: () => 'the address is not allowed (--allow/--deny)',
-  'max-connections': ({ maxConnections }) => `already serving ${maxConnections} connections (--max-connections)`,
-  'max-per-source': ({ maxPerSource }) => `this address already has ${maxPerSource} connections (--max-per-source)`,
-};
 
 export function createServer(options: ServerOptions): LabServer {
   return new LabServer(options);

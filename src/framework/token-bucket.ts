@@ -1,42 +1,25 @@
 /**
- * A token bucket: up to `burst` events at once, refilled at `perSecond`.
- * Used to keep a flood of client messages from turning logging into the bottleneck.
+ * A token bucket: up to `burst` events at once, then `perSecond` on average. Each event takes a
+ * token; tokens come back at a steady rate, up to `burst`. The time is passed in, in milliseconds
+ * on any monotonic clock, so a test can drive a bucket without waiting.
  */
-export class RateLimiter {
+export class TokenBucket {
   private tokens: number;
-  private last: number;
-  /** Events refused since the last one allowed; reported with the next allowed event. */
-  private refused = 0;
+  private lastMs?: number;
 
   constructor(
     readonly perSecond: number,
-    private readonly burst: number,
-    private readonly nowMs: () => number = Date.now,
+    readonly burst: number,
   ) {
     this.tokens = burst;
-    this.last = nowMs();
   }
 
-  /**
-   * Returns undefined when the event must be dropped, or the number of events dropped
-   * before this one (0 when none were).
-   */
-  take(): number | undefined {
-    const now = this.nowMs();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
-    if (this.tokens < 1) {
-      this.refused += 1;
-      return undefined;
-    }
+  /** Takes a token if there is one: true when the event may happen at `nowMs`. */
+  take(nowMs: number): boolean {
+    if (this.lastMs !== undefined) this.tokens = Math.min(this.burst, this.tokens + ((nowMs - this.lastMs) / 1000) * this.perSecond);
+    this.lastMs = nowMs;
+    if (this.tokens < 1) return false;
     this.tokens -= 1;
-    const refused = this.refused;
-    this.refused = 0;
-    return refused;
-  }
-
-  /** Events dropped and not yet reported. */
-  get pending(): number {
-    return this.refused;
+    return true;
   }
 }

@@ -4,7 +4,6 @@
  * and the server, which closed first, ends in TIME_WAIT.
  */
 import { fileURLToPath } from 'node:url';
-import type { Connection } from '../framework/connection.js';
 import { formatSocketPair } from '../framework/endpoint.js';
 import { bothEnds, LAB_HOST } from './context.js';
 import { startDaytimeServer } from './daytime-session.js';
@@ -21,12 +20,12 @@ export const clientNeverCloses: Lab = {
     'sends FIN just as close() would. Forgetting close() in a short program is harmless; in a long-running one it leaks.',
   async run(ctx) {
     ctx.step('Start a daytime server; it writes the time and closes first.');
-    const { server, port } = await startDaytimeServer(ctx);
-    const served = ctx.until<[Connection]>(server, 'connection-state', 'the server to accept the client');
+    const { port, events } = await startDaytimeServer(ctx);
+    const served = ctx.event(events, 'accepted', 'the server to accept the client');
 
     ctx.step(`Run the client as its own process: lab-client daytime ${LAB_HOST} --port ${port} --no-close`);
     ctx.say('It reads the line and exits without calling close().');
-    const [outcome, [conn]] = await Promise.all([
+    const [outcome, conn] = await Promise.all([
       ctx.runProcess(process.execPath, [LAB_CLIENT, 'daytime', LAB_HOST, '--port', String(port), '--no-close']),
       served,
     ]);

@@ -5,9 +5,10 @@
  */
 import { execFile } from 'node:child_process';
 import { once, type EventEmitter } from 'node:events';
-import { pino, type Logger } from 'pino';
 import { formatSocketPair, type Endpoint } from '../framework/endpoint.js';
-import { ExitCode, LabError } from '../errors.js';
+import { LabError } from '../errors.js';
+import { EventRecorder } from '../framework/event-recorder.js';
+import type { EventOf, EventType } from '../framework/events.js';
 import { createServer, type LabServer, type ServerOptions } from '../framework/server.js';
 import { formatRemaining } from '../tcp-states/table.js';
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
@@ -21,7 +22,16 @@ export const EVENT_DEADLINE_MS = 5000;
 /** How long a child process may run before it is killed. */
 const PROCESS_DEADLINE_MS = 10_000;
 
-export type LabServerOptions = Omit<ServerOptions, 'logger' | 'port' | 'host'> & { port?: number; host?: string; logger?: Logger };
+export type LabServerOptions = ServerOptions & { port?: number };
+
+/** A server a lab started, with a record of its events. */
+export interface StartedServer {
+  server: LabServer;
+  port: number;
+  events: EventRecorder;
+  /** Stops it now, closing its open connections at once, like a killed server. */
+  stop: () => Promise<void>;
+}
 
 export interface ProcessOutcome {
   /** The exit status, or null when a signal ended it (or it never started). */
@@ -56,8 +66,6 @@ const describeState = (state: string): string => (state === 'none' ? 'no socket'
 
 export class LabContext {
   readonly observations: Observation[] = [];
-  /** Servers log nowhere by default: the narration is the lab's output. */
-  readonly logger: Logger = pino({ level: 'silent' });
   private stepNumber = 0;
   private readonly cleanups: Array<() => unknown> = [];
 
@@ -80,18 +88,24 @@ export class LabContext {
     this.cleanups.push(cleanup);
   }
 
+  /** Runs every cleanup, even when one fails: no server or process may outlive the lab. */
   async cleanup(): Promise<void> {
-    for (const cleanup of this.cleanups.reverse()) await cleanup();
-    this.cleanups.length = 0;
+    const cleanups = this.cleanups.splice(0).reverse();
+    const failures: unknown[] = [];
+    for (const cleanup of cleanups) await Promise.resolve().then(cleanup).catch((error: unknown) => failures.push(error));
+    if (failures.length > 0) throw failures[0];
   }
 
   /**
    * A LabServer on 127.0.0.1, port 0 unless given, stopped at the end of the lab; `stop()`
-   * stops it sooner (closing its open connections at once, like a killed server).
+   * stops it sooner (closing its open connections at once, like a killed server). Its events
+   * are recorded from the start, for `ctx.event()`.
    */
-  async startServer(options: LabServerOptions): Promise<{ server: LabServer; port: number; stop: () => Promise<void> }> {
-    const server = createServer({ logger: this.logger, host: LAB_HOST, port: 0, ...options });
-    await server.listen();
+  async startServer({ port = 0, ...options }: LabServerOptions): Promise<StartedServer> {
+    const server = createServer(options);
+    const events = new EventRecorder(server.events.stream);
+    this.defer(() => events.stop());
+    await server.listen({ host: LAB_HOST, port });
     let stopped = false;
     const stop = async (): Promise<void> => {
       if (stopped) return;
@@ -99,7 +113,14 @@ export class LabContext {
       await server.close(0);
     };
     this.defer(stop);
-    return { server, port: server.address().port, stop };
+    return { server, port: server.address().port, events, stop };
+  }
+
+  /** The server's first event of `type` (seen already or still to come) for which `where` holds; fails the lab after EVENT_DEADLINE_MS. */
+  event<T extends EventType>(events: EventRecorder, type: T, what: string, where?: (event: EventOf<T>) => boolean): Promise<EventOf<T>> {
+    return events.waitFor(type, where, EVENT_DEADLINE_MS).catch(() => {
+      throw this.stuck(what, EVENT_DEADLINE_MS);
+    });
   }
 
   /**
@@ -184,6 +205,6 @@ export class LabContext {
   }
 
   private stuck(what: string, deadlineMs: number): LabError {
-    return new LabError('ERR_LAB_STUCK', `step ${this.stepNumber}: gave up waiting for ${what} after ${deadlineMs / 1000} s`, ExitCode.labFailed);
+    return new LabError('ERR_LAB_STUCK', `step ${this.stepNumber}: gave up waiting for ${what} after ${deadlineMs / 1000} s`);
   }
 }

@@ -2,12 +2,11 @@
  * One daytime exchange for the close-state labs: a server on loopback and the project's own
  * daytime client (src/clients/daytime.ts), with the socket pair known to both ends.
  */
-import type { Logger } from 'pino';
 import { fetchDaytime, type DaytimeResult } from '../clients/daytime.js';
 import type { ClosePolicy } from '../framework/connection.js';
 import { formatSocketPair } from '../framework/endpoint.js';
 import { daytime } from '../protocols/daytime.js';
-import { bothEnds, EVENT_DEADLINE_MS, LAB_HOST, type ConnectionEnds, type LabContext } from './context.js';
+import { bothEnds, EVENT_DEADLINE_MS, LAB_HOST, type ConnectionEnds, type LabContext, type StartedServer } from './context.js';
 
 /** How long the "waits before closing" labs wait: long enough to look, short enough to keep a lab quick. */
 export const HOLD_MS = 1500;
@@ -21,7 +20,7 @@ export interface DaytimeSession {
 }
 
 /** Starts a daytime server that closes the way `closePolicy` says (orderly and at once by default). */
-export async function startDaytimeServer(ctx: LabContext, options: { closePolicy?: ClosePolicy; logger?: Logger } = {}) {
+export async function startDaytimeServer(ctx: LabContext, options: { closePolicy?: ClosePolicy } = {}): Promise<StartedServer> {
   const started = await ctx.startServer({ protocol: daytime, ...options });
   ctx.say(`daytime server listening on ${LAB_HOST}:${started.port}`);
   return started;

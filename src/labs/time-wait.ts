@@ -2,11 +2,9 @@
  * time-wait: daytime closes first, so the server's end of the socket pair waits in TIME_WAIT
  * after the connection is gone, and the client's end, which closed second, is simply freed.
  */
-import { CloseReporter } from '../observers/kernel-states.js';
-import { EVENT_DEADLINE_MS } from './context.js';
+import { KernelStateReporter } from '../observers/kernel-states.js';
 import { openDaytimeSession, startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
-import { LogCapture } from './log-capture.js';
 
 export const timeWait: Lab = {
   name: 'time-wait',
@@ -17,10 +15,10 @@ export const timeWait: Lab = {
     'The other side (the passive close) goes CLOSE_WAIT → LAST_ACK → gone.',
   async run(ctx) {
     ctx.step('Start a daytime server (RFC 867) on a port the kernel picks, with its kernel-state report on.');
-    const log = new LogCapture();
-    const { server, port } = await startDaytimeServer(ctx, { logger: log.logger });
+    const { server, port, events } = await startDaytimeServer(ctx);
     // The same report `lab-server daytime` logs after each close (src/observers/kernel-states.ts).
-    const reporter = new CloseReporter(server, { logger: log.logger });
+    // A lab has few connections to look up, so it reads the kernel's table however big that is.
+    const reporter = new KernelStateReporter(server.events.stream, { maxTableRows: Infinity });
     ctx.defer(() => reporter.stop());
 
     ctx.step('Connect a daytime client: the server writes the time and closes first; the client reads to EOF and closes.');
@@ -31,9 +29,9 @@ export const timeWait: Lab = {
     await ctx.expectState({ id: 'server', end: 'server', ...session.ends.server, predicted: 'TIME_WAIT' });
     await ctx.expectState({ id: 'client', end: 'client', ...session.ends.client, predicted: 'none' });
 
-    ctx.step("Read the server's own kernel-state report, logged a moment after the close.");
-    const report = await ctx.within(log.waitFor((line) => line.event === 'kernel-state', EVENT_DEADLINE_MS), "the server's kernel-state log line");
-    ctx.say(report.msg);
+    ctx.step("Read the server's own kernel-state report, published a moment after the close.");
+    const report = await ctx.event(events, 'kernel-state', "the server's kernel-state report");
+    ctx.say(`kernel state of connection #${report.conn}: ${report.explanation}`);
     ctx.expectFact('server-log', 'state in the server log', 'TIME_WAIT', String(report.state));
   },
 };

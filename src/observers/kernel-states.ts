@@ -1,7 +1,9 @@
 /**
- * "What did the kernel do?" After each connection closes, look its socket pair up in
- * /proc/net/tcp a moment later and log the kernel's state with a one-line explanation:
- * TIME_WAIT after our active close (daytime), nothing left after a passive close (echo).
+ * "What did the kernel do?" After each connection closes, look its socket pair up in the kernel's
+ * table a moment later and publish the kernel's state with a one-line explanation, as a
+ * `kernel-state` event: TIME_WAIT after our active close (daytime), nothing left after a passive
+ * close (echo). An observer: it listens to `closed` events and adds `kernel-state` events to the
+ * same stream, so the log (or a lab, or a test) sees them like any other.
  *
  * The application's "closed" is not the kernel's: the side that sent the first FIN keeps the
  * socket pair in TIME_WAIT for 2×MSL after its descriptor is gone. This reporter makes that visible.
@@ -9,19 +11,18 @@
  * Keeping it cheap: every read of /proc/net/tcp makes the kernel print its *whole* socket table,
  * so its cost grows with every socket on the machine, not just ours. So reads are batched (one
  * read serves every connection that closed while we waited), spaced (at most one read per
- * MIN_READ_INTERVAL_MS, and more widely when a read is slow: with tens of thousands of
- * TIME_WAIT sockets one read takes ~100 ms, so we wait READ_COST_MULTIPLE times that), and
- * sampled (at most MAX_REPORTS_PER_READ connections per read; the rest are counted and the
- * log says how many were skipped). And two kinds of read are not made at all, and the log says
- * why: while connections close by the hundred between two reads (MAX_CLOSES_BETWEEN_READS), since
- * the kernel then prints a table that changes under it, which costs ten times as much or more;
- * and when the table is huge (a TIME_WAIT storm: a daytime server closing 20,000 connections a
- * second keeps over 100,000 pairs in TIME_WAIT), which /proc/net/sockstat counts cheaply first.
- * Under load the server never waits on this: the reads run beside it, never in its path.
+ * MIN_READ_INTERVAL_MS, and more widely when a read is slow: with tens of thousands of sockets
+ * one read takes ~100 ms, so we wait READ_COST_MULTIPLE times that), and sampled (at most
+ * MAX_REPORTS_PER_READ connections per read; the rest are counted in a `kernel-state-sampled`
+ * event). And two kinds of read are not made at all (a `kernel-state-skipped` event says why):
+ * while connections close by the hundred between two reads (MAX_CLOSES_BETWEEN_READS), since the
+ * kernel then prints a table that changes under it, which costs ten times as much or more; and
+ * when the table is huge (a TIME_WAIT storm: a daytime server closing 20,000 connections a second
+ * keeps over 100,000 pairs in TIME_WAIT), which /proc/net/sockstat counts cheaply first. A lab,
+ * which has only a few connections to look up, turns that last rule off. Under load the server
+ * never waits on this: the reads run beside it, never in its path.
  */
-import type { Logger } from 'pino';
-import type { CloseReport, Connection, ConnectionState } from '../framework/connection.js';
-import type { LabServer } from '../framework/server.js';
+import type { CloseReport, EventOf, EventSource, EventStream } from '../framework/events.js';
 import { findConnection, type TcpSocketEntry, type TcpState } from '../tcp-states/parse.js';
 import { isTcpStateReadingSupported, readTcpSockets, readTcpTableSize, type TcpTableSize } from '../tcp-states/read.js';
 import { formatRemaining } from '../tcp-states/table.js';
@@ -49,29 +50,26 @@ const MAX_TABLE_ROWS = 20_000;
  */
 const MAX_CLOSES_BETWEEN_READS = 500;
 
-export interface CloseReporterOptions {
-  /** For the reporter's own lines (unavailable, sampled, read failed); per-connection lines use conn.log. */
-  logger: Logger;
+export interface KernelStateOptions {
   settleMs?: number;
   minReadIntervalMs?: number;
   maxReportsPerRead?: number;
   /** Reads the kernel's rows between `port` and one of `peerPorts`; injected by tests. Default: readTcpSockets(). */
   read?: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
-  /** Skip reads while the kernel's table has more sockets than this. */
+  /** Skip reads while the kernel's table has more sockets than this (Infinity: never skip). */
   maxTableRows?: number;
   /** Skip a read when more connections than this closed since the last one. */
   maxClosesBetweenReads?: number;
   /** Counts the sockets in the kernel's table; injected by tests. Default: readTcpTableSize(). */
   tableSize?: () => Promise<TcpTableSize | undefined>;
+  /** Which closed connections to look up; all by default (the log looks up only those it logs). */
+  wanted?: (closed: Closed) => boolean;
 }
 
-/** What the kernel still holds for one socket pair after the application closed it. */
-export interface KernelStateReport {
-  state: TcpState | 'UNKNOWN' | null;
-  /** Time left on the TIME_WAIT (2×MSL) timer; null when none runs. */
-  remainingMs: number | null;
-  explanation: string;
-}
+type Closed = EventOf<'closed'>;
+
+/** The service an event is about, to publish more events about it. */
+const sourceOf = ({ protocol, transport }: EventSource): EventSource => ({ protocol, transport });
 
 /**
  * One line a student understands, from the server's point of view: what its end of the socket
@@ -103,15 +101,15 @@ export function explainKernelState(state: TcpState | 'UNKNOWN' | null, report: P
   }
 }
 
-/** Looks the connection's socket pair up in the kernel's table. */
-export function kernelStateOf(entries: readonly TcpSocketEntry[], conn: Pick<Connection, 'local' | 'remote' | 'report'>): KernelStateReport {
-  const entry = findConnection(entries, conn.local, conn.remote);
+/** Looks a closed connection's socket pair up in the kernel's table: the server's end, as the server sees it. */
+export function kernelStateOf(entries: readonly TcpSocketEntry[], closed: Pick<Closed, 'local' | 'remote' | 'closedBy' | 'how'>): { state: TcpState | 'UNKNOWN' | null; remainingMs: number | null; explanation: string } {
+  const entry = findConnection(entries, closed.local, closed.remote);
   const state = entry?.state ?? null;
   const remainingMs = entry !== undefined && entry.timer.kind === 'time-wait' ? entry.timer.remainingMs : null;
-  return { state, remainingMs, explanation: explainKernelState(state, conn.report(), remainingMs) };
+  return { state, remainingMs, explanation: explainKernelState(state, closed, remainingMs) };
 }
 
-export class CloseReporter {
+export class KernelStateReporter {
   private readonly settleMs: number;
   private readonly minReadIntervalMs: number;
   private readonly maxReportsPerRead: number;
@@ -120,24 +118,19 @@ export class CloseReporter {
   private readonly maxClosesBetweenReads: number;
   private readonly tableSize: () => Promise<TcpTableSize | undefined>;
   /** Connections closed since the last read, waiting for the next one. */
-  private batch: Connection[] = [];
+  private batch: Closed[] = [];
   private skipped = 0;
-  /** Every connection closed since the last read, logged or not: how fast the table is changing. */
+  /** Every connection closed since the last read, looked up or not: how fast the table is changing. */
   private closesSinceRead = 0;
   private timer?: NodeJS.Timeout;
   private lastReadAt = -Infinity;
   private lastReadCostMs = 0;
   private reading?: Promise<void>;
-  private readonly onState = (conn: Connection, _from: ConnectionState, to: ConnectionState): void => {
-    if (to !== 'closed') return;
-    this.closesSinceRead += 1;
-    // A connection whose lines are not logged (sampled under load, or --log-level warn) needs no report.
-    if (conn.log.isLevelEnabled('info')) this.enqueue(conn);
-  };
+  private readonly unsubscribe: () => void;
 
   constructor(
-    private readonly server: LabServer,
-    private readonly options: CloseReporterOptions,
+    private readonly stream: EventStream,
+    options: KernelStateOptions = {},
   ) {
     this.settleMs = options.settleMs ?? SETTLE_MS;
     this.minReadIntervalMs = options.minReadIntervalMs ?? MIN_READ_INTERVAL_MS;
@@ -146,7 +139,11 @@ export class CloseReporter {
     this.maxTableRows = options.maxTableRows ?? MAX_TABLE_ROWS;
     this.maxClosesBetweenReads = options.maxClosesBetweenReads ?? MAX_CLOSES_BETWEEN_READS;
     this.tableSize = options.tableSize ?? (() => readTcpTableSize());
-    server.on('connection-state', this.onState);
+    this.unsubscribe = stream.on('closed', (closed) => {
+      if (closed.transport !== 'tcp') return;
+      this.closesSinceRead += 1;
+      if (options.wanted === undefined || options.wanted(closed)) this.enqueue(closed);
+    });
   }
 
   /**
@@ -154,7 +151,7 @@ export class CloseReporter {
    * scheduled happens now (so the last connection before a shutdown is not left out).
    */
   async stop(): Promise<void> {
-    this.server.off('connection-state', this.onState);
+    this.unsubscribe();
     await this.reading;
     if (this.timer === undefined && this.batch.length === 0) return;
     clearTimeout(this.timer);
@@ -162,8 +159,8 @@ export class CloseReporter {
     await this.readAndReport();
   }
 
-  private enqueue(conn: Connection): void {
-    this.batch.push(conn);
+  private enqueue(closed: Closed): void {
+    this.batch.push(closed);
     if (this.timer !== undefined || this.reading !== undefined) return;
     this.schedule();
   }
@@ -191,67 +188,53 @@ export class CloseReporter {
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0) return;
+    // Reports about the reporter itself go out as events of the service the batch begins with.
+    const source = sourceOf(batch[0]!);
     this.lastReadAt = performance.now();
     const closed = this.closesSinceRead;
     this.closesSinceRead = 0;
-    if (closed > this.maxClosesBetweenReads) return this.reportTooBusy(batch.length, closed);
-    const size = await this.tableSize().catch(() => undefined);
-    if (size !== undefined && size.sockets > this.maxTableRows) return this.reportTableTooBig(batch.length, size);
+    if (closed > this.maxClosesBetweenReads) {
+      return this.stream.emit(source, 'kernel-state-skipped', { reason: 'busy', connections: batch.length, closedSinceLastRead: closed, maxClosesBetweenReads: this.maxClosesBetweenReads });
+    }
+    if (this.maxTableRows !== Infinity) {
+      const size = await this.tableSize().catch(() => undefined);
+      if (size !== undefined && size.sockets > this.maxTableRows) {
+        return this.stream.emit(source, 'kernel-state-skipped', { reason: 'table-size', connections: batch.length, tableSockets: size.sockets, timeWait: size.timeWait, maxTableRows: this.maxTableRows });
+      }
+    }
     const reported = batch.slice(0, this.maxReportsPerRead);
     this.skipped += batch.length - reported.length;
-    let entries: TcpSocketEntry[];
+    let entries: TcpSocketEntry[] = [];
     try {
       // Only the rows of the pairs we report: our port at one end, a reported client's at the other.
-      entries = await this.read(reported[0]!.local.port, reported.map((conn) => conn.remote.port));
+      for (const port of new Set(reported.map((c) => c.local.port))) {
+        const peers = reported.filter((c) => c.local.port === port).map((c) => c.remote.port);
+        entries = entries.concat(await this.read(port, peers));
+      }
       this.lastReadCostMs = performance.now() - this.lastReadAt;
     } catch (error) {
-      this.options.logger.warn({ event: 'kernel-state-failed', err: error }, `could not read the kernel's TCP states: ${(error as Error).message}`);
-      return;
+      return this.stream.emit(source, 'kernel-state-failed', { message: (error as Error).message });
     }
     for (const conn of reported) {
-      const { state, remainingMs, explanation } = kernelStateOf(entries, conn);
-      const { closedBy, how } = conn.report();
-      conn.log.info(
-        { event: 'kernel-state', pair: conn.socketPair, closedBy, how, state, remainingMs, explanation },
-        `kernel state of connection #${conn.id} ${conn.socketPair}: ${explanation}`,
-      );
+      const { closedBy, how } = conn;
+      this.stream.emit(sourceOf(conn), 'kernel-state', { conn: conn.conn, local: conn.local, remote: conn.remote, closedBy, how, ...kernelStateOf(entries, conn) });
     }
     if (this.skipped > 0) {
-      this.options.logger.info(
-        { event: 'kernel-state-sampled', reported: reported.length, skipped: this.skipped, maxReportsPerRead: this.maxReportsPerRead, readSpacingMs: Math.round(this.spacingMs()) },
-        `kernel states: sampled ${reported.length} closed connection(s) and skipped ${this.skipped}, to read /proc/net/tcp at most once per ${Math.round(this.spacingMs())} ms`,
-      );
+      this.stream.emit(source, 'kernel-state-sampled', { reported: reported.length, skipped: this.skipped, maxReportsPerRead: this.maxReportsPerRead, readSpacingMs: Math.round(this.spacingMs()) });
       this.skipped = 0;
     }
-  }
-
-  private reportTooBusy(connections: number, closed: number): void {
-    this.options.logger.info(
-      { event: 'kernel-state-skipped', reason: 'busy', connections, closedSinceLastRead: closed, maxClosesBetweenReads: this.maxClosesBetweenReads },
-      `kernel states: not looked up for ${connections} closed connection(s): ${closed} connections closed since the last look, ` +
-        'and printing /proc/net/tcp while sockets come and go that fast costs more than serving them; ' +
-        'the lookups resume when closes slow down',
-    );
-  }
-
-  private reportTableTooBig(connections: number, { sockets, timeWait }: TcpTableSize): void {
-    this.options.logger.info(
-      { event: 'kernel-state-skipped', reason: 'table-size', connections, tableSockets: sockets, timeWait, maxTableRows: this.maxTableRows },
-      `kernel states: not looked up for ${connections} closed connection(s): the kernel holds ${sockets} TCP sockets ` +
-        `(${timeWait} in TIME_WAIT), and printing more than ${this.maxTableRows} of them from /proc/net/tcp after each close ` +
-        'would cost more than serving; `ss -s` counts them, `lab-server states` lists them',
-    );
   }
 }
 
 /**
- * Starts reporting kernel states for `server`'s closed connections, or, where the kernel's table
- * cannot be read (not Linux), says so once at debug level and returns undefined.
+ * Starts reporting kernel states for the TCP connections closed on `stream`. Where the kernel's
+ * table cannot be read (not Linux), says so once, with the first close, and reports nothing.
  */
-export function reportKernelStates(server: LabServer, options: CloseReporterOptions): CloseReporter | undefined {
-  if (options.read === undefined && !isTcpStateReadingSupported()) {
-    options.logger.debug({ event: 'kernel-state-unavailable' }, 'kernel TCP states are not reported: /proc/net/tcp is Linux only');
-    return undefined;
-  }
-  return new CloseReporter(server, options);
+export function watchKernelStates(stream: EventStream, options: KernelStateOptions = {}): KernelStateReporter | undefined {
+  if (options.read !== undefined || isTcpStateReadingSupported()) return new KernelStateReporter(stream, options);
+  const unsubscribe = stream.on('closed', (closed) => {
+    unsubscribe();
+    stream.emit(sourceOf(closed), 'kernel-state-unavailable', {});
+  });
+  return undefined;
 }

@@ -35,7 +35,7 @@ export const chargen = defineProtocol({
   defaultPort: 19,
   closesFirst: false,
   options: {},
-  createHandlers: () => ({
+  createHandlers: (_settings, { shutdown }) => ({
     tcp: ({ socket }) => {
       socket.resume(); // input is discarded
       let sending = true;
@@ -43,13 +43,19 @@ export const chargen = defineProtocol({
         // Write until the send queue is full; 'drain' calls us again when there is room.
         while (sending && socket.write(CYCLE));
       };
-      socket.on('drain', send);
-      // The client's FIN: stop generating and close our side too (passive close).
-      socket.on('end', () => {
+      // Stop generating and close our side: after the client's FIN (a passive close), or when
+      // the server shuts down (then we close first, and the client sees the end of the stream).
+      const stop = (): void => {
         sending = false;
         socket.end();
+      };
+      socket.on('drain', send);
+      socket.on('end', stop);
+      shutdown.addEventListener('abort', stop);
+      socket.on('close', () => {
+        sending = false;
+        shutdown.removeEventListener('abort', stop);
       });
-      socket.on('close', () => (sending = false));
       send();
     },
     // Over UDP, each datagram is answered with 0 to 512 characters of the pattern.

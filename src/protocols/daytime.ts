@@ -27,9 +27,7 @@ export const daytime = defineProtocol({
         // RFC 867: "any data received is thrown away". Reading it matters: closing a socket
         // with unread data in its receive buffer makes the kernel send RST instead of FIN.
         conn.socket.resume();
-        const line = daytimeLine();
-        conn.close(line + ending);
-        conn.log.info({ event: 'sent', text: line }, `sent: ${line}`);
+        conn.close(daytimeLine() + ending);
       },
       // Over UDP, any datagram asks for the time; the reply is one datagram.
       udp: () => Buffer.from(daytimeLine() + ending),

@@ -74,9 +74,7 @@ export const qotd = defineProtocol({
     return {
       tcp: (conn) => {
         conn.socket.resume(); // input is ignored
-        const quote = nextQuote();
-        conn.close(quote);
-        conn.log.info({ event: 'sent', bytes: quote.length }, `sent a ${quote.length}-byte quote`);
+        conn.close(nextQuote());
       },
       udp: nextQuote,
     };

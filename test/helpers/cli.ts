@@ -43,13 +43,18 @@ async function finish(child: ChildProcess, input?: Buffer | string): Promise<Fin
   return { code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(stderr).toString() };
 }
 
+/** How long to wait for a log line before failing: ample for loopback on a loaded machine. */
+const EVENT_DEADLINE_MS = 10_000;
+/** How long a server may take to exit after a signal (its shutdown deadline, plus slack) before it is killed. */
+const STOP_DEADLINE_MS = 15_000;
+
 export interface RunningServer {
   child: ChildProcess;
   port: number;
   /** Every JSON log line so far. */
   lines: LogLine[];
-  /** Resolves with the first log line (from now or earlier) with this event. */
-  event(name: string): Promise<LogLine>;
+  /** Resolves with the first log line (from now or earlier) with this event; fails after `deadlineMs`. */
+  event(name: string, deadlineMs?: number): Promise<LogLine>;
   /** Sends a signal and waits for the exit. */
   stop(signal?: NodeJS.Signals): Promise<Finished>;
 }
@@ -75,10 +80,22 @@ export async function startServerProcess(args: string[], { prefix = [] }: Pick<R
     }
   });
   const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
-  const event = (name: string): Promise<LogLine> => {
+  const event = (name: string, deadlineMs = EVENT_DEADLINE_MS): Promise<LogLine> => {
     const seen = lines.find((line) => line.event === name);
-    return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ name, resolve }));
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        reject(new Error(`lab-server logged no ${name} line within ${deadlineMs / 1000} s; last lines: ${lines.slice(-5).map((l) => l.event).join(', ')}`));
+      }, deadlineMs);
+      const waiter = { name, resolve: (line: LogLine) => (clearTimeout(timer), resolve(line)) };
+      waiters.push(waiter);
+    });
   };
+  // A test that fails (or times out) must not leave the server running.
+  const killOnExit = (): void => void child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
   const listening = await Promise.race([
     event('listening'),
     closed.then(() => {
@@ -92,7 +109,10 @@ export async function startServerProcess(args: string[], { prefix = [] }: Pick<R
     event,
     async stop(signal = 'SIGINT') {
       child.kill(signal);
+      const kill = setTimeout(() => child.kill('SIGKILL'), STOP_DEADLINE_MS);
       const [code, exitSignal] = await closed;
+      clearTimeout(kill);
+      if (exitSignal === 'SIGKILL' && signal !== 'SIGKILL') throw new Error(`lab-server did not exit within ${STOP_DEADLINE_MS / 1000} s of ${signal}; killed`);
       const stdout = lines.map((l) => JSON.stringify(l)).join('\n');
       return { code, signal: exitSignal, stdout, stdoutBytes: Buffer.from(stdout), stderr: Buffer.concat(stderr).toString() };
     },

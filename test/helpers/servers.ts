@@ -1,57 +1,46 @@
 /** Starting a real server on 127.0.0.1 and an ephemeral port, and talking to it. */
 import { once } from 'node:events';
 import net from 'node:net';
-import type { Connection, ConnectionState } from '../../src/framework/connection.js';
+import { EventRecorder } from '../../src/framework/event-recorder.js';
+import type { ConnectionState, EventOf } from '../../src/framework/events.js';
 import type { Protocol } from '../../src/framework/protocol.js';
 import { createServer, type LabServer, type ServerOptions } from '../../src/framework/server.js';
-import { captureLog, type CapturedLog } from './capture-log.js';
 
 export interface TestServer {
   server: LabServer;
   port: number;
-  log: CapturedLog;
-  /** Each connection's lifecycle, in order, by connection id. */
-  states: Map<number, ConnectionState[]>;
-  /** Resolves when connection `id` reaches `closed`. */
-  closed(id: number): Promise<Connection>;
+  /** Every event of the server, from before it listened. */
+  events: EventRecorder;
+  /** Connection `id`'s lifecycle so far, from `accepted`. */
+  states(id: number): ConnectionState[];
+  /** Connection `id`'s `closed` event, once it comes; fails after 5 s. */
+  closed(id: number): Promise<EventOf<'closed'>>;
 }
 
 export async function startServer(protocol: Protocol, options: Partial<ServerOptions> = {}): Promise<TestServer> {
-  const log = captureLog();
-  const server = createServer({ protocol, host: '127.0.0.1', port: 0, logger: log.logger, ...options });
-  const states = new Map<number, ConnectionState[]>();
-  const closedConnections = new Map<number, Connection>();
-  server.on('connection-state', (conn, from, to) => {
-    if (!states.has(conn.id)) states.set(conn.id, [from]);
-    states.get(conn.id)!.push(to);
-    if (to === 'closed') closedConnections.set(conn.id, conn);
-  });
-  const { port } = await server.listen();
-  const closed = (id: number): Promise<Connection> =>
-    new Promise((resolve) => {
-      const done = closedConnections.get(id);
-      if (done !== undefined) return resolve(done);
-      const onState = (conn: Connection, _from: ConnectionState, to: ConnectionState): void => {
-        if (conn.id !== id || to !== 'closed') return;
-        server.off('connection-state', onState);
-        resolve(conn);
-      };
-      server.on('connection-state', onState);
-    });
-  return { server, port, log, states, closed };
+  const server = createServer({ protocol, ...options });
+  const events = new EventRecorder(server.events.stream);
+  const [local] = await server.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    server,
+    port: local!.port,
+    events,
+    states: (id) => ['accepted', ...events.of('state', (e) => e.conn === id).map((e) => e.to)],
+    closed: (id) => events.waitFor('closed', (e) => e.conn === id),
+  };
 }
 
 export async function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   const socket = net.connect({ host, port, allowHalfOpen: true });
-  await once(socket, 'connect');
+  await once(socket, 'connect', { signal: AbortSignal.timeout(5000) });
   return socket;
 }
 
-/** Reads everything until the peer's FIN. */
-export async function readAll(socket: net.Socket): Promise<Buffer> {
+/** Reads everything until the peer's FIN; fails if none comes within `deadlineMs`. */
+export async function readAll(socket: net.Socket, deadlineMs = 20_000): Promise<Buffer> {
   const chunks: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await once(socket, 'end');
+  await once(socket, 'end', { signal: AbortSignal.timeout(deadlineMs) });
   return Buffer.concat(chunks);
 }
 

@@ -4,59 +4,63 @@ import net from 'node:net';
 import { platform } from 'node:os';
 import test from 'node:test';
 import { fetchDaytime } from '../src/clients/daytime.js';
-import { LogCapture, type LogLine } from '../src/labs/log-capture.js';
+import { EventRecorder } from '../src/framework/event-recorder.js';
+import type { EventOf } from '../src/framework/events.js';
+import { createServer } from '../src/framework/server.js';
+import { KernelStateReporter, kernelStateOf, type KernelStateOptions } from '../src/observers/kernel-states.js';
 import { daytime } from '../src/protocols/daytime.js';
 import { echo } from '../src/protocols/echo.js';
-import { createServer } from '../src/framework/server.js';
-import { CloseReporter, kernelStateOf } from '../src/observers/kernel-states.js';
 import { parseProcNetTcp } from '../src/tcp-states/parse.js';
 import { readTcpSockets } from '../src/tcp-states/read.js';
 import { startServerProcess } from './helpers/cli.js';
+import { waitFor } from './helpers/servers.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'kernel states need Linux /proc/net/tcp';
 const DEADLINE_MS = 5000;
 
-async function startWithReporter(protocol: typeof daytime, options: Partial<ConstructorParameters<typeof CloseReporter>[1]> = {}) {
-  const log = new LogCapture('debug');
-  const server = createServer({ protocol, host: '127.0.0.1', port: 0, logger: log.logger });
-  const reporter = new CloseReporter(server, { logger: log.logger, ...options });
-  const { port } = await server.listen();
+/** A server on loopback with a reporter that, unless told otherwise, reads the kernel's table however big it is. */
+async function startWithReporter(protocol: typeof daytime, options: KernelStateOptions = {}) {
+  const server = createServer({ protocol });
+  const events = new EventRecorder(server.events.stream);
+  const reporter = new KernelStateReporter(server.events.stream, { maxTableRows: Infinity, ...options });
+  const [local] = await server.listen({ host: '127.0.0.1', port: 0 });
+  const port = local!.port;
   const stop = async (): Promise<void> => {
     await reporter.stop();
     await server.close(0);
   };
-  return { server, port, log, stop };
+  return { server, port, events, stop };
 }
 
-const kernelState = (log: LogCapture): Promise<LogLine> => log.waitFor((line) => line.event === 'kernel-state', DEADLINE_MS);
+const kernelState = (events: EventRecorder): Promise<EventOf<'kernel-state'>> => events.waitFor('kernel-state');
 
 test('daytime closes first: the report a moment later says TIME_WAIT, with the time left', { skip: linuxOnly }, async () => {
-  const { port, log, stop } = await startWithReporter(daytime);
+  const { port, events, stop } = await startWithReporter(daytime);
   try {
     let clientPort = 0;
     await fetchDaytime({ host: '127.0.0.1', port, timeoutMs: DEADLINE_MS, holdMs: 0, close: true, onLine: () => {}, onConnected: (local) => (clientPort = local.port) });
-    const line = await kernelState(log);
+    const line = await kernelState(events);
     assert.equal(line.state, 'TIME_WAIT');
     assert.equal(line.closedBy, 'server');
     assert.equal(line.how, 'fin');
     assert.equal(line.conn, 1);
-    assert.equal(line.pair, `{127.0.0.1:${port}, 127.0.0.1:${clientPort}}`);
-    assert.ok(typeof line.remainingMs === 'number' && line.remainingMs > 0 && line.remainingMs <= 60_000);
-    assert.equal(typeof line.explanation, 'string');
+    assert.deepEqual([line.local, line.remote], [{ address: '127.0.0.1', port }, { address: '127.0.0.1', port: clientPort }]);
+    assert.ok(line.remainingMs !== null && line.remainingMs > 0 && line.remainingMs <= 60_000, `TIME_WAIT left: ${line.remainingMs} ms`);
+    assert.match(line.explanation, /^TIME_WAIT \(\d+\.\d s left\): the server closed first/);
   } finally {
     await stop();
   }
 });
 
 test('the echo client closes first: nothing is left of the server side (state null)', { skip: linuxOnly }, async () => {
-  const { port, log, stop } = await startWithReporter(echo);
+  const { port, events, stop } = await startWithReporter(echo);
   try {
     const client = net.connect({ host: '127.0.0.1', port });
     await once(client, 'connect');
     client.resume();
     client.end('bye\n');
     await once(client, 'close');
-    const line = await kernelState(log);
+    const line = await kernelState(events);
     assert.equal(line.state, null);
     assert.equal(line.remainingMs, null);
     assert.equal(line.closedBy, 'client');
@@ -68,7 +72,7 @@ test('the echo client closes first: nothing is left of the server side (state nu
 test('under load: one read serves a whole batch, extra connections are counted as skipped, and the log says so', { skip: linuxOnly }, async () => {
   const CLIENTS = 12;
   let reads = 0;
-  const { port, log, stop } = await startWithReporter(echo, {
+  const { port, events, stop } = await startWithReporter(echo, {
     maxReportsPerRead: 5,
     read: () => {
       reads += 1;
@@ -88,14 +92,11 @@ test('under load: one read serves a whole batch, extra connections are counted a
       client.end();
     }
     await Promise.all(clients.map((client) => once(client, 'close')));
-    const accounted = (): number =>
-      log.lines.filter((l) => l.event === 'kernel-state').length +
-      log.lines.filter((l) => l.event === 'kernel-state-sampled').reduce((sum, l) => sum + Number(l.skipped), 0);
-    await log.waitFor(() => accounted() === CLIENTS, DEADLINE_MS);
-    const sampled = log.lines.filter((l) => l.event === 'kernel-state-sampled');
-    assert.ok(sampled.length >= 1, 'the log says it sampled');
+    const accounted = (): number => events.of('kernel-state').length + events.of('kernel-state-sampled').reduce((sum, e) => sum + e.skipped, 0);
+    await waitFor('every closed connection reported or counted as skipped', () => (accounted() === CLIENTS ? true : undefined), DEADLINE_MS);
+    assert.ok(events.of('kernel-state-sampled').length >= 1, 'the reporter says it sampled');
     assert.ok(reads < CLIENTS, `one read per batch, not per connection (${reads} reads)`);
-    assert.ok(log.lines.filter((l) => l.event === 'kernel-state').length <= reads * 5);
+    assert.ok(events.of('kernel-state').length <= reads * 5);
   } finally {
     await stop();
   }
@@ -107,7 +108,8 @@ test('kernelStateOf: the server end of the pair, found through IPv4-mapped addre
   const conn = (closedBy: 'server' | 'client', how: 'fin' | 'rst' = 'fin') => ({
     local: { address: '::ffff:127.0.0.1', port: 13 },
     remote: { address: '::ffff:127.0.0.1', port: 40000 },
-    report: () => ({ closedBy, how, bytesIn: 0, bytesOut: 0, durationMs: 1 }),
+    closedBy,
+    how,
   });
   assert.deepEqual({ ...kernelStateOf(entries, conn('server')), explanation: undefined }, { state: 'TIME_WAIT', remainingMs: 30000, explanation: undefined });
   assert.equal(kernelStateOf([], conn('client')).state, null);
@@ -126,7 +128,7 @@ async function readUntilServerCloses(port: number): Promise<void> {
 test('many closes since the last read: the table is not read while it churns; reports resume when closes slow down', { skip: linuxOnly }, async () => {
   const CLIENTS = 12;
   let reads = 0;
-  const { port, log, stop } = await startWithReporter(echo, {
+  const { port, events, stop } = await startWithReporter(echo, {
     maxClosesBetweenReads: 5,
     // Long enough for all the clients' closes to land in one window, even on a busy machine.
     settleMs: 300,
@@ -145,15 +147,12 @@ test('many closes since the last read: the table is not read while it churns; re
   };
   try {
     await Promise.all(Array.from({ length: CLIENTS }, echoAndClose));
-    const skipped = await log.waitFor((line) => line.event === 'kernel-state-skipped', DEADLINE_MS);
-    assert.equal(skipped.reason, 'busy');
-    assert.equal(skipped.connections, CLIENTS);
-    assert.equal(skipped.closedSinceLastRead, CLIENTS);
-    assert.match(String(skipped.msg), /12 connections closed since the last look/);
+    const skipped = await events.waitFor('kernel-state-skipped');
+    assert.deepEqual(skipped.reason === 'busy' && [skipped.connections, skipped.closedSinceLastRead], [CLIENTS, CLIENTS]);
     assert.equal(reads, 0, 'the table was not read');
 
     await echoAndClose();
-    const report = await kernelState(log);
+    const report = await kernelState(events);
     assert.equal(report.state, null, 'the client closed first: nothing left of the server side');
     assert.equal(reads, 1);
   } finally {
@@ -168,6 +167,7 @@ test('lab-server daytime logs the kernel state after each close; --no-kernel-sta
     const line = await server.event('kernel-state');
     assert.equal(line.state, 'TIME_WAIT');
     assert.equal(line.closedBy, 'server');
+    assert.equal(line.conn, 1);
   } finally {
     await server.stop();
   }
@@ -185,7 +185,7 @@ test('lab-server daytime logs the kernel state after each close; --no-kernel-sta
 test('a huge kernel table (a TIME_WAIT storm) is not printed: the log says why, and no connection is left unaccounted', { skip: linuxOnly }, async () => {
   let reads = 0;
   const storm = { sockets: 120_000, timeWait: 119_000 };
-  const { port, log, stop } = await startWithReporter(daytime, {
+  const { port, events, stop } = await startWithReporter(daytime, {
     maxTableRows: 10_000,
     tableSize: async () => storm,
     read: () => {
@@ -195,14 +195,10 @@ test('a huge kernel table (a TIME_WAIT storm) is not printed: the log says why, 
   });
   try {
     await readUntilServerCloses(port);
-    const skipped = await log.waitFor((line) => line.event === 'kernel-state-skipped', DEADLINE_MS);
-    assert.equal(skipped.reason, 'table-size');
-    assert.equal(skipped.connections, 1);
-    assert.equal(skipped.tableSockets, storm.sockets);
-    assert.equal(skipped.timeWait, storm.timeWait);
-    assert.match(String(skipped.msg), /120000 TCP sockets \(119000 in TIME_WAIT\)/);
+    const skipped = await events.waitFor('kernel-state-skipped');
+    assert.deepEqual(skipped.reason === 'table-size' && [skipped.connections, skipped.tableSockets, skipped.timeWait], [1, storm.sockets, storm.timeWait]);
     assert.equal(reads, 0, 'the table was not read');
-    assert.equal(log.lines.filter((l) => l.event === 'kernel-state').length, 0);
+    assert.equal(events.of('kernel-state').length, 0);
   } finally {
     await stop();
   }

@@ -1,0 +1,263 @@
+/**
+ * The server's log: one subscriber that turns events (src/framework/events.ts) into pino lines,
+ * JSON for programs and one sentence each for people. The framework and the protocols never log;
+ * this module decides what is written, and it owns every limit on how much:
+ *
+ * - Connections are sampled whole, at accept: at most `connectionsPerSecond` a second (after a
+ *   burst of twice that) are logged from `accepted` to `kernel-state`; the others are served as
+ *   usual, and the next logged `accepted` line counts them. A class of 200 connecting at once is
+ *   logged whole; a load test of thousands a second is sampled, so that writing the log does not
+ *   become the server's main work.
+ * - Refusals, accept errors, protocol errors and UDP drops have a budget each (LogBudget): a
+ *   flood of them cannot flood the log, and the next line says how many were held back.
+ * - Echo's messages need no budget here: a connection reports only its first lines
+ *   (framework/messages.ts), so each logged connection adds a bounded number of lines.
+ *
+ * Time comes from the events themselves (`event.at`), so the budgets need no clock of their own.
+ */
+import type { Level, Logger } from 'pino';
+import { formatEndpoint, formatListeningEndpoint, formatSocketPair } from '../framework/endpoint.js';
+import { EVENT_TYPES, type EventOf, type EventStream, type EventType, type RefusalReason, type ServerEvent } from '../framework/events.js';
+import { LINES_REPORTED_PER_CONNECTION } from '../framework/messages.js';
+import { heldBackNote, LogBudget } from './log-budget.js';
+
+/** The default of --connection-logs. */
+export const DEFAULT_CONNECTION_LOGS_PER_SECOND = 100;
+/** Refusals, accept errors, protocol errors and UDP drops: each at most this many lines a second... */
+const TROUBLE_LOGS_PER_SECOND = 5;
+/** ...after a first burst of this many. */
+const TROUBLE_LOG_BURST = 20;
+/** Closed connections whose late lines (kernel-state, peer-name) we still recognise as logged. */
+const RECENTLY_CLOSED_REMEMBERED = 1000;
+
+/** The level of each event's line. Events at a level the logger does not show are not subscribed to. */
+const LEVELS: Record<EventType, Level> = {
+  listening: 'info',
+  accepted: 'info',
+  refused: 'warn',
+  'accept-error': 'warn',
+  queued: 'info',
+  state: 'debug',
+  'peer-name': 'info',
+  message: 'info',
+  sent: 'info',
+  'idle-timeout': 'info',
+  'close-skipped': 'debug',
+  'socket-error': 'debug',
+  'protocol-error': 'error',
+  closed: 'info',
+  'kernel-state': 'info',
+  'kernel-state-sampled': 'info',
+  'kernel-state-skipped': 'info',
+  'kernel-state-failed': 'warn',
+  'kernel-state-unavailable': 'debug',
+  datagram: 'debug',
+  'udp-dropped': 'warn',
+  'udp-error': 'debug',
+  draining: 'info',
+  summary: 'info',
+};
+
+const REFUSAL_EXPLANATIONS: Record<RefusalReason, (limit?: number) => string> = {
+  denied: () => 'the address is not allowed (--allow/--deny)',
+  'max-connections': (limit) => `already serving ${limit} connections (--max-connections)`,
+  'max-per-source': (limit) => `this address already has ${limit} connections (--max-per-source)`,
+};
+
+const DROP_EXPLANATIONS: Record<EventOf<'udp-dropped'>['reason'], string> = {
+  denied: 'the address is not allowed (--allow/--deny)',
+  'privileged-source-port': 'its source port is below 1024, where other servers live: answering could start a loop',
+  'own-port': "its source port is one of this server's own: answering would start a loop",
+  'over-budget': 'this address has had its replies for now (--udp-burst, then --udp-rate a second)',
+  'oversized-reply': 'the reply would exceed 512 bytes',
+  'protocol-error': "the protocol's handler failed",
+};
+
+export interface LogObserverOptions {
+  /** Connections logged in full per second, after a burst of twice as many; 0 logs every one. */
+  connectionsPerSecond?: number;
+  /** Several services share the log: tag each line with its service. */
+  tagServices?: boolean;
+}
+
+export class LogObserver {
+  /** Connections being logged (sampled at accept), and those closed a moment ago. */
+  private readonly logged = new Set<number>();
+  private readonly recentlyClosed = new Set<number>();
+  private readonly connections: LogBudget;
+  private readonly refusals = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
+  private readonly acceptErrors = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
+  private readonly protocolErrors = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
+  private readonly drops = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
+  private readonly unsubscribe: () => void;
+  private loopbackExplained = false;
+
+  constructor(
+    stream: EventStream,
+    private readonly logger: Logger,
+    private readonly options: LogObserverOptions = {},
+  ) {
+    const perSecond = options.connectionsPerSecond ?? DEFAULT_CONNECTION_LOGS_PER_SECOND;
+    this.connections = new LogBudget(perSecond, 2 * perSecond);
+    const shown = EVENT_TYPES.filter((type) => logger.isLevelEnabled(LEVELS[type]));
+    this.unsubscribe = stream.subscribe((event) => this.write(event), shown);
+  }
+
+  /** Whether connection `conn` is being logged (or just was): for observers that report on it. */
+  isLogged(conn: number): boolean {
+    return this.logged.has(conn) || this.recentlyClosed.has(conn);
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+
+  private write(event: ServerEvent): void {
+    const line = this.describe(event);
+    if (line === undefined) return;
+    const [fields, message] = line;
+    const service = this.options.tagServices ? { service: event.protocol } : {};
+    this.logger[LEVELS[event.type]]({ ...service, ...('conn' in event && event.conn !== undefined ? { conn: event.conn } : {}), event: event.type, ...fields }, message);
+  }
+
+  /** The fields and the sentence of an event's line, or undefined when it is not logged. */
+  private describe(event: ServerEvent): [Record<string, unknown>, string] | undefined {
+    switch (event.type) {
+      case 'listening': {
+        const { local, transport } = event;
+        const socket = `${formatListeningEndpoint(local)}${transport === 'udp' ? '/udp' : ''}`;
+        // Said once: a service on loopback has two listeners, and `all` has many services.
+        const loopback = isLoopback(local.address) && !this.loopbackExplained ? ' (loopback: only this machine can connect; --host :: serves other machines too)' : '';
+        if (loopback !== '') this.loopbackExplained = true;
+        return [
+          { protocol: event.protocol, ...(transport === 'udp' && { transport }), address: local.address, port: local.port, socket, ...(event.inherited && { inherited: true }) },
+          `${event.protocol} (RFC ${event.rfc}) listening on ${socket}${event.inherited ? ' (an inherited socket)' : ''}${loopback}`,
+        ];
+      }
+      case 'accepted': {
+        const unlogged = this.connections.admit(event.at);
+        if (unlogged === undefined) return undefined;
+        this.logged.add(event.conn);
+        const pair = formatSocketPair(event.local, event.remote);
+        const note = unlogged > 0 ? ` (${unlogged} connections before it were served but not logged: over ${this.options.connectionsPerSecond ?? DEFAULT_CONNECTION_LOGS_PER_SECOND} a second)` : '';
+        return [{ local: formatEndpoint(event.local), remote: formatEndpoint(event.remote), pair, ...(unlogged > 0 && { unlogged }) }, `accepted connection #${event.conn} ${pair}${note}`];
+      }
+      case 'refused': {
+        const skipped = this.refusals.admit(event.at);
+        if (skipped === undefined) return undefined;
+        const pair = formatSocketPair(event.local, event.remote);
+        return [{ reason: event.reason, pair, ...(skipped > 0 && { skipped }) }, `refused ${pair}: ${REFUSAL_EXPLANATIONS[event.reason](event.limit)}${heldBackNote(skipped, 'refusals')}`];
+      }
+      case 'accept-error': {
+        const skipped = this.acceptErrors.admit(event.at);
+        if (skipped === undefined) return undefined;
+        return [{ code: event.code, ...(skipped > 0 && { skipped }) }, `accept failed: ${event.message}${heldBackNote(skipped, 'accept errors')}`];
+      }
+      case 'protocol-error': {
+        const skipped = this.protocolErrors.admit(event.at);
+        if (skipped === undefined) return undefined;
+        const where = event.conn === undefined ? `a datagram from ${formatEndpoint(event.remote)} was dropped` : `connection #${event.conn} was reset`;
+        return [{ pair: formatSocketPair(event.local, event.remote), error: event.message, stack: event.stack, ...(skipped > 0 && { skipped }) }, `${event.protocol}'s handler failed (${event.message}): ${where}; the server goes on${heldBackNote(skipped, 'protocol errors')}`];
+      }
+      case 'udp-dropped': {
+        const skipped = this.drops.admit(event.at);
+        if (skipped === undefined) return undefined;
+        const from = formatEndpoint(event.remote);
+        return [{ reason: event.reason, from, ...(skipped > 0 && { skipped }) }, `udp: not answering ${from} (${event.reason}): ${DROP_EXPLANATIONS[event.reason]}${heldBackNote(skipped, 'drops')}`];
+      }
+      case 'datagram': {
+        const from = formatEndpoint(event.remote);
+        return [{ from, bytesIn: event.bytesIn, bytesOut: event.bytesOut }, `udp ${from}: ${event.bytesIn} bytes in, ${event.bytesOut} out`];
+      }
+      case 'udp-error':
+        return [{ code: event.code }, `udp: ${event.message}`];
+      case 'draining':
+        return [{ open: event.open, deadlineMs: event.deadlineMs }, `${event.protocol}: waiting up to ${event.deadlineMs} ms for ${event.open} open connection(s)`];
+      case 'summary':
+        if (event.transport === 'udp') {
+          const { received, answered, dropped } = event;
+          return [{ protocol: event.protocol, transport: 'udp', received, answered, dropped }, `${event.protocol}/udp: ${received} datagram(s) received, ${answered} answered, ${dropped} dropped`];
+        }
+        return [
+          { protocol: event.protocol, connections: event.connections, bytesIn: event.bytesIn, bytesOut: event.bytesOut, forced: event.forced },
+          `${event.protocol}: served ${event.connections} connection(s): ${event.bytesIn} bytes in, ${event.bytesOut} bytes out` +
+            (event.forced > 0 ? `; ${event.forced} closed at the shutdown deadline` : ''),
+        ];
+      case 'kernel-state-sampled':
+        return [
+          { reported: event.reported, skipped: event.skipped, maxReportsPerRead: event.maxReportsPerRead, readSpacingMs: event.readSpacingMs },
+          `kernel states: sampled ${event.reported} closed connection(s) and skipped ${event.skipped}, to read the kernel's table at most once per ${event.readSpacingMs} ms`,
+        ];
+      case 'kernel-state-skipped':
+        return event.reason === 'busy'
+          ? [
+              { reason: event.reason, connections: event.connections, closedSinceLastRead: event.closedSinceLastRead, maxClosesBetweenReads: event.maxClosesBetweenReads },
+              `kernel states: not looked up for ${event.connections} closed connection(s): ${event.closedSinceLastRead} connections closed since the last look, ` +
+                "and reading the kernel's table while sockets come and go that fast costs more than serving them; the lookups resume when closes slow down",
+            ]
+          : [
+              { reason: event.reason, connections: event.connections, tableSockets: event.tableSockets, timeWait: event.timeWait, maxTableRows: event.maxTableRows },
+              `kernel states: not looked up for ${event.connections} closed connection(s): the kernel holds ${event.tableSockets} TCP sockets ` +
+                `(${event.timeWait} in TIME_WAIT), and printing more than ${event.maxTableRows} of them from /proc/net/tcp after each close ` +
+                'would cost more than serving; `ss -s` counts them, `lab-server states` lists them',
+            ];
+      case 'kernel-state-failed':
+        return [{ error: event.message }, `could not read the kernel's TCP states: ${event.message}`];
+      case 'kernel-state-unavailable':
+        return [{}, 'kernel TCP states are not reported: /proc/net/tcp is Linux only'];
+      default:
+        return this.describeConnectionEvent(event);
+    }
+  }
+
+  /** Lines about one connection: written only for the connections sampled at accept. */
+  private describeConnectionEvent(event: EventOf<'queued' | 'state' | 'peer-name' | 'message' | 'sent' | 'idle-timeout' | 'close-skipped' | 'socket-error' | 'closed' | 'kernel-state'>): [Record<string, unknown>, string] | undefined {
+    const id = event.conn;
+    if (!this.isLogged(id)) return undefined;
+    const pair = formatSocketPair(event.local, event.remote);
+    switch (event.type) {
+      case 'queued':
+        return [{ behind: event.behind }, `connection #${id} waits: the iterative server is busy with #${event.behind}`];
+      case 'state':
+        return [{ from: event.from, to: event.to }, `connection #${id}: ${event.from} → ${event.to}`];
+      case 'peer-name':
+        return event.host === null
+          ? [{ host: null, code: event.code }, `connection #${id}: no host name for ${event.remote.address} (${event.code})`]
+          : [{ host: event.host }, `connection #${id} is from ${event.host}`];
+      case 'message': {
+        const { line, text, length, truncated } = event;
+        const last = line === LINES_REPORTED_PER_CONNECTION ? ` (the first ${line} lines of a connection are logged; later ones are not)` : '';
+        return [{ text, length, truncated, line }, `#${id} message: ${text}${truncated ? ` … (${length} bytes)` : ''}${last}`];
+      }
+      case 'sent':
+        return [{ text: event.text, bytes: event.bytes }, `#${id} sent: ${event.text}`];
+      case 'idle-timeout':
+        return [{ idleTimeoutMs: event.idleTimeoutMs }, `connection #${id}: the client sent nothing for ${event.idleTimeoutMs} ms: closing it`];
+      case 'close-skipped':
+        return [{}, `connection #${id}: not closing (--no-close)`];
+      case 'socket-error':
+        return [{ code: event.code }, `connection #${id}: ${event.message}`];
+      case 'closed': {
+        this.logged.delete(id);
+        this.remember(id);
+        const { closedBy, how, reason, bytesIn, bytesOut, durationMs } = event;
+        const why = reason === undefined || reason === 'protocol' ? '' : ` (${reason})`;
+        return [
+          { pair, closedBy, how, ...(reason !== undefined && { reason }), bytesIn, bytesOut, durationMs },
+          `closed connection #${id}: ${closedBy} closed first with ${how.toUpperCase()}${why}; ${bytesIn} bytes in, ${bytesOut} out, ${durationMs} ms`,
+        ];
+      }
+      case 'kernel-state': {
+        const { closedBy, how, state, remainingMs, explanation } = event;
+        return [{ pair, closedBy, how, state, remainingMs, explanation }, `kernel state of connection #${id} ${pair}: ${explanation}`];
+      }
+    }
+  }
+
+  private remember(id: number): void {
+    this.recentlyClosed.add(id);
+    if (this.recentlyClosed.size > RECENTLY_CLOSED_REMEMBERED) this.recentlyClosed.delete(this.recentlyClosed.values().next().value!);
+  }
+}
+
+const isLoopback = (address: string): boolean => address === '::1' || address.startsWith('127.');
