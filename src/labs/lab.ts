@@ -1,5 +1,5 @@
 /**
- * A lab: one classic experiment from the textbooks (see ../shared/SEEDS.md), run for real on
+ * A lab: one classic experiment from the textbooks (see docs/background.md), run for real on
  * loopback. It narrates each step, states what the textbook predicts, and checks the
  * prediction against what the kernel actually did. Like a protocol, a lab is a plain object;
  * index.ts lists them all.
