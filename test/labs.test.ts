@@ -31,6 +31,10 @@ const EXPECTED: Record<string, Record<string, string>> = {
   'idle-timeout': { 'silent-server': 'TIME_WAIT', 'chatty-server': 'ESTABLISHED' },
 };
 
+/** A step that needs python3 reports itself skipped when there is none, and checks nothing after. */
+const skippedSteps = (result: LabResult): Observation[] =>
+  result.observations.filter((o) => o.kind === 'report' && o.observed.startsWith('skipped'));
+
 function observation(result: LabResult, id: string): Observation {
   const found = result.observations.find((o) => o.id === id);
   assert.ok(found, `${result.name}: no observation ${id}`);
@@ -49,7 +53,10 @@ for (const lab of labs) {
     const disagreed = result.observations.filter((o) => !o.agreed);
     assert.deepEqual(disagreed, [], narration.join('\n'));
     assert.equal(result.passed, true);
+    const skipped = skippedSteps(result);
     for (const [id, expected] of Object.entries(EXPECTED[lab.name] ?? {})) {
+      // Without python3 the steps that need it are skipped, and say so; everything else still runs.
+      if (skipped.length > 0 && !result.observations.some((o) => o.id === id)) continue;
       assert.equal(observation(result, id).observed, expected, `${lab.name}: ${id}`);
     }
   });
