@@ -14,7 +14,15 @@ const linuxOnly = platform() === 'linux' ? false : 'the labs compare with Linux 
  */
 const EXPECTED: Record<string, Record<string, string>> = {
   'time-wait': { server: 'TIME_WAIT', client: 'none', 'server-log': 'TIME_WAIT' },
-  'client-never-closes': { 'client-exit': '0', server: 'TIME_WAIT', client: 'none' },
+  'client-never-closes': {
+    'client-exit': '0',
+    server: 'TIME_WAIT',
+    client: 'none',
+    'exit-unread-bytes': '32',
+    'exit-unread-server-sees': 'ECONNRESET',
+    'exit-unread-server': 'none',
+    'exit-unread-client': 'none',
+  },
   'server-never-closes': { client: 'FIN_WAIT2', server: 'CLOSE_WAIT', 'client-after-stop': 'TIME_WAIT', 'server-after-stop': 'none' },
   'client-waits': { 'server-during-hold': 'FIN_WAIT2', 'client-during-hold': 'CLOSE_WAIT', 'server-after-hold': 'TIME_WAIT', 'client-after-hold': 'none' },
   'server-waits': { 'client-during-delay': 'FIN_WAIT2', 'server-during-delay': 'CLOSE_WAIT', 'client-after-delay': 'TIME_WAIT', 'server-after-delay': 'none' },
