@@ -23,7 +23,14 @@ const EXPECTED: Record<string, Record<string, string>> = {
     'exit-unread-server': 'none',
     'exit-unread-client': 'none',
   },
-  'server-never-closes': { client: 'FIN_WAIT2', server: 'CLOSE_WAIT', 'client-after-stop': 'TIME_WAIT', 'server-after-stop': 'none' },
+  'server-never-closes': {
+    client: 'FIN_WAIT2',
+    server: 'CLOSE_WAIT',
+    'server-descriptor': 'an open descriptor',
+    'client-descriptor': 'no descriptor (orphan)',
+    'client-after-stop': 'TIME_WAIT',
+    'server-after-stop': 'none',
+  },
   'client-waits': { 'server-during-hold': 'FIN_WAIT2', 'client-during-hold': 'CLOSE_WAIT', 'server-after-hold': 'TIME_WAIT', 'client-after-hold': 'none' },
   'server-waits': { 'client-during-delay': 'FIN_WAIT2', 'server-during-delay': 'CLOSE_WAIT', 'client-after-delay': 'TIME_WAIT', 'server-after-delay': 'none' },
   rst: {
@@ -129,6 +136,13 @@ test('duplicate-bind: every row of the matrix is a checked prediction, none mere
   const result = await runLab(findLab('duplicate-bind')!, { write: () => {} });
   const reports = result.observations.filter((o) => o.kind === 'report');
   assert.deepEqual(reports, skippedSteps(result));
+});
+
+test('server-never-closes: the orphaned FIN_WAIT_2 timer is within net.ipv4.tcp_fin_timeout', { skip: linuxOnly }, async () => {
+  const result = await runLab(findLab('server-never-closes')!, { write: () => {} });
+  const timer = observation(result, 'client-fin-timeout');
+  assert.match(timer.observed, /^timer ≤ \d+ s$/);
+  assert.equal(timer.observed, timer.predicted);
 });
 
 test('a lab whose prediction disagrees fails, and says which prediction', { skip: linuxOnly }, async () => {
