@@ -50,7 +50,17 @@ const EXPECTED: Record<string, Record<string, string>> = {
     'discard-server': 'none',
     'discard-client': 'none',
   },
-  restart: { 'time-wait-1': 'TIME_WAIT', 'time-wait-2': 'TIME_WAIT', 'time-wait-after-stop': 'TIME_WAIT', 'with-reuseaddr': 'listening', listener: 'LISTEN', 'time-wait-beside-listener': 'TIME_WAIT' },
+  restart: {
+    'time-wait-1': 'TIME_WAIT',
+    'time-wait-2': 'TIME_WAIT',
+    'time-wait-after-stop': 'TIME_WAIT',
+    'port-holders': 'TIME_WAIT, TIME_WAIT',
+    'with-reuseaddr': 'listening',
+    listener: 'LISTEN',
+    'time-wait-beside-listener': 'TIME_WAIT',
+    'old-holder': 'TIME_WAIT',
+    'reuseaddr-on-both': 'EADDRINUSE',
+  },
   // Linux's rules (inet_csk_bind_conflict, udp_lib_lport_inuse); the lab narrates where 4.4BSD differs.
   'duplicate-bind': {
     first: 'LISTEN',
