@@ -91,6 +91,9 @@ const EXPECTED: Record<string, Record<string, string>> = {
   },
   'socket-pair': { listener: 'LISTEN', 'server-1': 'ESTABLISHED', 'server-2': 'ESTABLISHED', difference: 'remote port' },
   'iterative-vs-concurrent': {
+    'unaccepted-client': 'ESTABLISHED',
+    'unaccepted-server': 'ESTABLISHED',
+    'accept-queue': 'Recv-Q 1',
     'iterative-b-server': 'ESTABLISHED',
     'iterative-b-unread': 'Recv-Q 2',
     'iterative-b-served': 'after A closed',
