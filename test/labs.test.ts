@@ -99,7 +99,12 @@ const EXPECTED: Record<string, Record<string, string>> = {
     'iterative-b-served': 'after A closed',
     'concurrent-b-served': 'while A was connected',
   },
-  'idle-timeout': { 'silent-server': 'TIME_WAIT', 'chatty-server': 'ESTABLISHED' },
+  'idle-timeout': {
+    'silent-closed': 'after ≥ 1000 ms',
+    'silent-server': 'TIME_WAIT',
+    'chatty-server': 'ESTABLISHED',
+    rcvtimeo: 'what had come when the time was up',
+  },
 };
 
 /** A step that needs python3 reports itself skipped when there is none, and checks nothing after. */
