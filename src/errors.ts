@@ -60,6 +60,9 @@ export const ERROR_CODES = {
   ERR_BAD_REPLY: { exitCode: ExitCode.dataError, meaning: 'lab-client time: the reply was not 4 bytes' },
   ERR_LAB_FAILED: { exitCode: ExitCode.labFailed, meaning: 'a lab ran and the kernel disagreed with a prediction' },
   ERR_LAB_STUCK: { exitCode: ExitCode.labFailed, meaning: 'a lab step waited longer than its deadline' },
+  ERR_LAB_RESET_EARLY: { exitCode: ExitCode.labFailed, meaning: 'lab rst: the reset came before the handshake was done, so the step could not be observed' },
+  ERR_LAB_SCRIPT: { exitCode: ExitCode.software, meaning: "a lab's helper (a python3 script, a client process) failed: a bug in the lab" },
+  ERR_LAB_NO_PAIR: { exitCode: ExitCode.software, meaning: 'a lab could not learn the socket pair from the client it ran' },
 } as const satisfies Record<string, { exitCode: ExitCodeValue; meaning: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -10,7 +10,7 @@ export const clientWaits: Lab = {
   name: 'client-waits',
   summary: 'the client holds the socket after reading: server FIN_WAIT_2, client CLOSE_WAIT',
   concept:
-    'Textbook: after the first FIN is acknowledged, the active closer waits in FIN_WAIT_2 for the peer\'s FIN, and ' +
+    'Textbook (RFC 793 §3.5): after the first FIN is acknowledged, the active closer waits in FIN_WAIT_2 for the peer\'s FIN, and ' +
     'the passive side sits in CLOSE_WAIT until its program calls close(). Only then does the active closer move to TIME_WAIT.',
   async run(ctx) {
     ctx.step('Start a daytime server; it writes the time and closes first.');

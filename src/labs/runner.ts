@@ -24,11 +24,14 @@ export async function runLab(lab: Lab, { write }: RunLabOptions): Promise<LabRes
   }
   const checked = ctx.observations.filter((o) => o.kind !== 'report');
   const disagreed = checked.filter((o) => !o.agreed);
+  // A step that could not run (python3 missing) checked nothing: say so next to the verdict.
+  const skipped = ctx.observations.filter((o) => o.kind === 'report' && o.observed.startsWith('skipped'));
+  const skippedNote = skipped.length === 0 ? '' : `; ${skipped.length} skipped, not checked: ${skipped.map((o) => o.id).join(', ')}`;
   write('');
   write(
     disagreed.length === 0
-      ? `passed: the kernel did what the textbook predicts (${checked.length} of ${checked.length} predictions).`
-      : `FAILED: ${disagreed.length} of ${checked.length} predictions disagreed with the kernel: ${disagreed.map((o) => o.id).join(', ')}.`,
+      ? `passed: the kernel did what the textbook predicts (${checked.length} of ${checked.length} predictions${skippedNote}).`
+      : `FAILED: ${disagreed.length} of ${checked.length} predictions disagreed with the kernel: ${disagreed.map((o) => o.id).join(', ')}${skippedNote}.`,
   );
   return { name: lab.name, passed: disagreed.length === 0, observations: ctx.observations };
 }

@@ -60,7 +60,7 @@ export const socketPair: Lab = {
 
     ctx.step(`Where the client ports come from: ${PORT_RANGE_FILE}.`);
     const [low = 0, high = 0] = (await readFile(PORT_RANGE_FILE, 'utf8')).trim().split(/\s+/).map(Number);
-    ctx.say(`This kernel picks ephemeral ports from ${low} to ${high} (IANA's dynamic range is 49152–65535).`);
+    ctx.say(`This kernel picks ephemeral ports from ${low} to ${high} (IANA's dynamic range, RFC 6335 §6, is 49152–65535).`);
     for (const [i, peer] of peers.entries()) {
       const clientPort = peer.ends.client.local.port;
       const inRange = clientPort >= low && clientPort <= high ? `inside ${low}–${high}` : `outside, ${clientPort}`;

@@ -1,0 +1,80 @@
+/**
+ * python3 for the lab steps Node cannot take. Node sets SO_REUSEADDR on every TCP listener
+ * (libuv's uv__tcp_bind), and its sockets read for us: a lab that needs a plain bind(2), or
+ * a plain read(2) whose every return value it sees, runs a few lines of python3 instead, whose
+ * socket module is a thin layer over the system calls. Each script prints one line of JSON.
+ *
+ * When python3 is not installed, the step says so and is skipped: it is reported, never passed.
+ */
+import { spawn } from 'node:child_process';
+import { LabError } from '../errors.js';
+import type { LabContext } from './context.js';
+
+export const PYTHON = 'python3';
+
+/** What a script printed, or why it could not run at all. */
+export type PythonResult<T> = { ran: true; value: T } | { ran: false; why: string };
+
+/** The last line a failed script wrote to stderr: Python's one-line summary of the exception. */
+const lastLine = (text: string): string => text.trim().split('\n').at(-1) ?? '';
+
+/**
+ * Runs `script` to its end (ctx.runProcess: killed after its deadline) and parses its stdout
+ * as JSON. A missing python3 is `{ ran: false }`; a script that fails is a bug in the lab, and
+ * fails the lab loudly.
+ */
+export async function runPythonJson<T>(ctx: LabContext, script: string, args: readonly string[] = []): Promise<PythonResult<T>> {
+  const outcome = await ctx.runProcess(PYTHON, ['-c', script, ...args]);
+  if (outcome.startError === 'ENOENT') return { ran: false, why: `${PYTHON} is not installed` };
+  if (outcome.startError !== undefined || outcome.code !== 0) {
+    throw new LabError('ERR_LAB_SCRIPT', `the lab's ${PYTHON} script failed: ${outcome.startError ?? lastLine(outcome.stderr)}`);
+  }
+  return { ran: true, value: JSON.parse(outcome.stdout) as T };
+}
+
+/** A python3 process that keeps running while the lab looks at the kernel. */
+export interface PythonProcess<T> {
+  /** The JSON line the script printed once it was ready. */
+  ready: T;
+  /** Closes its stdin: the script's last line, `sys.stdin.read()`, returns and it exits. */
+  stop(): void;
+}
+
+/**
+ * Starts `script` and resolves with the first line of JSON it prints. The script must end by
+ * waiting on stdin (`sys.stdin.read()`), so that it holds its sockets until `stop()`; it is
+ * killed, by its own PID, if the lab ends first.
+ */
+export async function startPython<T>(ctx: LabContext, script: string, args: readonly string[] = []): Promise<PythonResult<PythonProcess<T>>> {
+  const child = spawn(PYTHON, ['-c', script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  ctx.defer(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const firstLine = new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      stdout += text;
+      const end = stdout.indexOf('\n');
+      if (end >= 0) resolve(stdout.slice(0, end));
+    });
+    child.once('error', reject);
+    child.once('exit', () => {
+      // A program that never started (no pid) is reported by the 'error' event instead.
+      if (child.pid !== undefined) reject(new LabError('ERR_LAB_SCRIPT', `the lab's ${PYTHON} script exited early: ${lastLine(stderr)}`));
+    });
+  });
+  try {
+    const line = await ctx.within(firstLine, `${PYTHON} to start`);
+    return { ran: true, value: { ready: JSON.parse(line) as T, stop: () => child.stdin.end() } };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ran: false, why: `${PYTHON} is not installed` };
+    throw error;
+  }
+}
+
+/** Records a step that could not run, with the reason. A report, so it neither passes nor fails. */
+export function reportSkipped(ctx: LabContext, id: string, subject: string, why: string): void {
+  ctx.report(id, subject, `skipped (${why}); Node cannot take this step, so it needs ${PYTHON}`);
+}
