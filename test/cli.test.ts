@@ -8,19 +8,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { protocols } from '../src/protocols/index.js';
-import { LAB_CLIENT, LAB_SERVER, run, startServerProcess, type Finished } from './helpers/cli.js';
+import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, startServerProcess } from './helpers/cli.js';
 import { connect } from './helpers/servers.js';
 
 const ASCTIME_LINE = /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 123]\d [0-2]\d:[0-5]\d:[0-6]\d \d{4}\n$/;
-
-/** A user mistake: its exit status, and one stderr line that matches, with no stack trace. */
-function assertOneLineError(result: Finished, exitCode: number, message: RegExp): void {
-  assert.equal(result.code, exitCode, `exit status (stderr: ${result.stderr})`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got: ${result.stderr}`);
-  assert.match(lines[0]!, message);
-  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
-}
 
 test('daytime: lab-client prints the server\'s line; SIGINT exits 0 with a summary', async () => {
   const server = await startServerProcess(['daytime']);

@@ -10,6 +10,12 @@ import { ExitCode, LabError, usageError } from '../errors.js';
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function runCli(program: string, main: () => Promise<number | void>): Promise<void> {
+  // `lab-server states --watch | head`: once head has its lines it exits, and our next write fails
+  // with EPIPE. The reader wants no more; like a C program killed by SIGPIPE, stop quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? ExitCode.ok);
+  });
   try {
     const status = await main();
     if (typeof status === 'number') process.exitCode = status;
