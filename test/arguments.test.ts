@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCloseMode, parsePort, secondsOption } from '../src/cli/arguments.js';
+import { parseCloseMode, parsePort, portInRange, secondsOption } from '../src/cli/arguments.js';
 import { ExitCode, LabError } from '../src/errors.js';
 
 const isUsageError = (error: unknown): boolean => error instanceof LabError && error.exitCode === ExitCode.usage;
@@ -30,4 +30,12 @@ test('close modes: fin, rst, and --no-close', () => {
   assert.equal(parseCloseMode('rst'), 'rst');
   assert.equal(parseCloseMode(false), 'never');
   assert.throws(() => parseCloseMode('linger'), isUsageError);
+});
+
+test('--base-port style ranges name the option and its own range', () => {
+  const parse = portInRange('base-port', 1, 65498, 'so that every service gets a port');
+  assert.equal(parse('10000'), 10000);
+  for (const text of ['0', '-5', '65499', '0x10']) {
+    assert.throws(() => parse(text), new RegExp(`^LabError: invalid --base-port "${text}": give a whole number from 1 to 65498`));
+  }
 });

@@ -6,9 +6,38 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { platform } from 'node:os';
 import { test } from 'node:test';
-import { LAB_SERVER, start } from './helpers/cli.js';
+import { ExitCode } from '../src/errors.js';
+import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, start } from './helpers/cli.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'reading TCP states needs Linux /proc/net/tcp';
+
+test('--base-port gives its own range, not the 0 to 65535 of --port', async () => {
+  for (const value of ['-5', '0', '65499']) {
+    const result = await run(LAB_SERVER, ['all', '--base-port', value]);
+    assertOneLineError(result, ExitCode.usage, new RegExp(`^lab-server: invalid --base-port "${value}": give a whole number from 1 to 65498, so that every service gets a port$`));
+  }
+});
+
+test('--help shows numbers as numbers, and the main options first', async () => {
+  const help = async (program: string, args: string[]): Promise<string> => {
+    const result = await run(program, [...args, '--help']);
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout;
+  };
+  const echo = await help(LAB_SERVER, ['echo']);
+  assert.match(echo, /--port .*\n?.*\[number\] \[default: 5000\]/);
+  assert.match(echo, /--max-connections[^\n]*\n?[^\n]*\[number\] \[default: 1024\]/);
+  assert.doesNotMatch(echo, /\[default: "5000"\]/);
+  const groups = [...echo.matchAll(/^(\w[\w ]*):$/gm)].map((m) => m[1]);
+  assert.deepEqual(groups, ['Options', 'Logging', 'Limits', 'Access']);
+  assert.ok(echo.indexOf('--port') < echo.indexOf('--log-format'), 'the port comes before the logging options');
+  const daytime = await help(LAB_SERVER, ['daytime']);
+  assert.match(daytime, /^Close behaviour:$/m);
+  assert.match(daytime, /--close-delay[^\n]*\n?[^\n]*\[number\] \[default: 0\]/);
+  assert.match(await help(LAB_SERVER, ['all']), /--base-port[^\n]*\n?[^\n]*\[number\] \[default: 10000\]/);
+  const client = await help(LAB_CLIENT, ['daytime']);
+  assert.match(client, /--port\s+Server port\s+\[number\] \[default: 13\]/);
+});
 
 test('lab-server states --watch | head: quiet exit 0, and no screen-clearing escapes in a pipe', { skip: linuxOnly }, async () => {
   const watch = start(LAB_SERVER, ['states', '--watch']);

@@ -5,7 +5,21 @@
 import { parseCidr } from '../framework/access-control.js';
 import { usageError } from '../errors.js';
 
-const HIGHEST_PORT = 65535;
+export const HIGHEST_PORT = 65535;
+
+/**
+ * The yargs fields of an option whose value is a number we check ourselves (a port, a count, seconds).
+ * - `type: 'string'`: yargs hands `coerce` exactly what was typed. Told it is a number, yargs would
+ *   read `0x51` as 81, ` 1313` as 1313 and `--port=` as 0, and our checks could not refuse them.
+ * - `number: true` only labels it `[number]` in --help: for a value declared both ways, yargs' parser
+ *   keeps the string and its help prints the number label (test/cli.test.ts checks both).
+ * - `requiresArg`: `--port` with nothing after it is an error. Without it yargs quietly uses the
+ *   default, so `lab-server echo --port` would serve port 5000 as if nothing had been typed.
+ */
+export const NUMBER_VALUE = { type: 'string', number: true, requiresArg: true } as const;
+
+/** Any other option that takes a value: given without one, it is an error rather than its default. */
+export const VALUE_REQUIRED = { requiresArg: true } as const;
 
 /**
  * A TCP port: a decimal integer from 0 to 65535 (0 lets the kernel choose an ephemeral port).
@@ -18,6 +32,20 @@ export function parsePort(value: unknown): number {
     throw usageError('ERR_INVALID_PORT', `invalid port ${JSON.stringify(text)}: give a whole number from 0 to ${HIGHEST_PORT} (0 picks a free port)`);
   }
   return Number(text);
+}
+
+/**
+ * A port-like number with a narrower range, e.g. --base-port, where 0 means nothing useful.
+ * The message gives this option's own range, not the 0 to 65535 of a plain port.
+ */
+export function portInRange(flag: string, min: number, max: number, why: string): (value: unknown) => number {
+  return (value) => {
+    const text = String(value);
+    if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > max) {
+      throw usageError('ERR_INVALID_PORT', `invalid --${flag} ${JSON.stringify(text)}: give a whole number from ${min} to ${max}, ${why}`);
+    }
+    return Number(text);
+  };
 }
 
 /** A duration given in seconds (fractions allowed), returned in milliseconds. */
@@ -62,3 +90,4 @@ export function subnetsOption(values: unknown): string[] {
   list.forEach(parseCidr);
   return list;
 }
+

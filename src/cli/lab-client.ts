@@ -16,12 +16,12 @@ import { ExitCode, LabError } from '../errors.js';
 import { findProtocol } from '../protocols/index.js';
 import { decodeTime } from '../protocols/time.js';
 import { MAX_REPLY_BYTES } from '../framework/datagram-server.js';
-import { parsePort, positiveIntegerOption, secondsOption } from './arguments.js';
+import { NUMBER_VALUE, parsePort, positiveIntegerOption, secondsOption } from './arguments.js';
 import { lastValueWins, noStrayArguments, runCli, usageFailure, VERSION } from './run.js';
 
 const PROGRAM = 'lab-client';
-const DEFAULT_TIMEOUT_SECONDS = '10';
-const DEFAULT_CHARGEN_BYTES = '1024';
+const DEFAULT_TIMEOUT_SECONDS = 10;
+const DEFAULT_CHARGEN_BYTES = 1024;
 
 const EXIT_CODES_HELP = `Exit status: 0 on success; ${ExitCode.usage} bad usage; ${ExitCode.dataError} the echo differed from what was sent; ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} could not connect, no reply, or the connection failed.`;
 
@@ -33,9 +33,9 @@ function clientOptions(y: Argv, protocolName: string) {
   return y
     .positional('host', { type: 'string', default: 'localhost', describe: 'Server host name or address; every address it resolves to is tried in turn' })
     .options({
-      port: { alias: 'p', type: 'string', default: String(protocol.defaultPort), coerce: parsePort, describe: 'Server port' },
+      port: { ...NUMBER_VALUE, alias: 'p', default: protocol.defaultPort, coerce: parsePort, describe: 'Server port' },
       udp: { type: 'boolean', default: false, describe: 'Ask over UDP: one datagram out, one back (if any)' },
-      timeout: { type: 'string', default: DEFAULT_TIMEOUT_SECONDS, coerce: secondsOption('timeout'), describe: 'Seconds to wait for a connection or a reply' },
+      timeout: { ...NUMBER_VALUE, default: DEFAULT_TIMEOUT_SECONDS, coerce: secondsOption('timeout'), describe: 'Seconds to wait for a connection or a reply' },
       verbose: { alias: 'v', type: 'boolean', default: false, describe: "Print each address tried and this client's socket pair (its ephemeral port)" },
     })
     .strict();
@@ -122,6 +122,8 @@ async function chargen(args: ClientArguments & { bytes: number }): Promise<void>
 }
 
 async function main(): Promise<void> {
+  /** Help lists the options in this order; help and version come last. */
+  const grouped = <T>(y: Argv<T>, own: string[] = []): Argv<T> => y.group(['port', 'udp', 'timeout', 'verbose', ...own, 'help', 'version'], 'Options:');
   await yargs(hideBin(process.argv))
     .scriptName(PROGRAM)
     .usage('$0 <protocol> [host] [options]\n\nThe classic clients: connect, talk, and show the socket pair.')
@@ -129,25 +131,31 @@ async function main(): Promise<void> {
       'daytime [host]',
       "print the server's date and time line, like the classic daytime.c (RFC 867)",
       (y) =>
-        clientOptions(y, 'daytime').options({
-          hold: { type: 'string', default: '0', coerce: secondsOption('hold'), describe: 'After reading, keep the socket open this many seconds, then close' },
-          close: { type: 'boolean', default: true, describe: 'Call close(); --no-close exits without it, and the kernel closes the socket' },
-        }),
+        grouped(
+          clientOptions(y, 'daytime').options({
+            hold: { ...NUMBER_VALUE, default: 0, coerce: secondsOption('hold'), describe: 'After reading, keep the socket open this many seconds, then close' },
+            close: { type: 'boolean', default: true, describe: 'Call close(); --no-close exits without it, and the kernel closes the socket' },
+          }),
+          ['hold', 'close'],
+        ),
       (args) => daytime(args),
     )
-    .command('echo [host]', 'send stdin (or typed lines) and print what comes back, checking it byte for byte (RFC 862)', (y) => clientOptions(y, 'echo'), (args) => echo(args))
-    .command('discard [host]', 'send stdin; nothing comes back (RFC 863)', (y) => clientOptions(y, 'discard'), (args) => discard(args))
-    .command('qotd [host]', 'print the quote of the day (RFC 865)', (y) => clientOptions(y, 'qotd'), (args) => qotd(args))
+    .command('echo [host]', 'send stdin (or typed lines) and print what comes back, checking it byte for byte (RFC 862)', (y) => grouped(clientOptions(y, 'echo')), (args) => echo(args))
+    .command('discard [host]', 'send stdin; nothing comes back (RFC 863)', (y) => grouped(clientOptions(y, 'discard')), (args) => discard(args))
+    .command('qotd [host]', 'print the quote of the day (RFC 865)', (y) => grouped(clientOptions(y, 'qotd')), (args) => qotd(args))
     .command(
       'chargen [host]',
       'print the first bytes of the character generator (RFC 864)',
       (y) =>
-        clientOptions(y, 'chargen').options({
-          bytes: { type: 'string', default: DEFAULT_CHARGEN_BYTES, coerce: positiveIntegerOption('bytes'), describe: 'Read this many bytes, then close (TCP)' },
-        }),
+        grouped(
+          clientOptions(y, 'chargen').options({
+            bytes: { ...NUMBER_VALUE, default: DEFAULT_CHARGEN_BYTES, coerce: positiveIntegerOption('bytes'), describe: 'Read this many bytes, then close (TCP)' },
+          }),
+          ['bytes'],
+        ),
       (args) => chargen(args),
     )
-    .command('time [host]', 'print the time server\'s 32-bit value and the date it means (RFC 868)', (y) => clientOptions(y, 'time'), (args) => time(args))
+    .command('time [host]', 'print the time server\'s 32-bit value and the date it means (RFC 868)', (y) => grouped(clientOptions(y, 'time')), (args) => time(args))
     .demandCommand(1, 'name a protocol: daytime, echo, discard, qotd, chargen or time')
     .strictCommands()
     .middleware(lastValueWins, true)

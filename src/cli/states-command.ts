@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
 import { readTcpSockets } from '../tcp-states/read.js';
 import { buildStateRows, formatStateTable, type StateRow } from '../tcp-states/table.js';
-import { parsePort } from './arguments.js';
+import { NUMBER_VALUE, parsePort } from './arguments.js';
 
 /** How often --watch reads the table again. */
 const WATCH_INTERVAL_MS = 1000;
@@ -23,13 +23,14 @@ const redrawsInPlace = (): boolean => process.stdout.isTTY === true;
 function builder(y: Argv) {
   return y
     .options({
-      port: { alias: 'p', type: 'string', coerce: parsePort, describe: 'Only sockets with this port at either end [default: all]' },
+      port: { ...NUMBER_VALUE, alias: 'p', coerce: parsePort, describe: 'Only sockets with this port at either end [default: all]' },
       watch: {
         alias: 'w', type: 'boolean', default: false,
         describe: `Refresh every ${WATCH_INTERVAL_MS / 1000} s until Ctrl-C; on a terminal in place, otherwise each table after a time line`,
       },
       json: { type: 'boolean', default: false, describe: 'Print JSON (one document; with --watch, one line per refresh)' },
     })
+    .group(['port', 'watch', 'json', 'help', 'version'], 'Options:')
     .example('$0 states --port 5000', 'the listener and every connection on port 5000')
     .example('$0 states --port 13 --watch', 'watch TIME_WAIT count down after daytime clients leave')
     .strict();
