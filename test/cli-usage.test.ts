@@ -7,15 +7,53 @@ import { once } from 'node:events';
 import { platform } from 'node:os';
 import { test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
+import { protocols } from '../src/protocols/index.js';
 import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, start } from './helpers/cli.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'reading TCP states needs Linux /proc/net/tcp';
+
+test('--port with no value is an error, not the default: every command of both programs', async () => {
+  const cases = [
+    ...protocols.map((p) => [LAB_SERVER, p.name, '--port']),
+    [LAB_SERVER, 'echo', '--port', '--udp'], // a flag after it is not its value
+    [LAB_SERVER, 'daytime', '-p'],
+    [LAB_SERVER, 'states', '--port'],
+    ...protocols.map((p) => [LAB_CLIENT, p.name, '--port']),
+    [LAB_CLIENT, 'echo', '--port', '--verbose'],
+  ];
+  await Promise.all(
+    cases.map(async ([program, ...args]) => {
+      const flag = args.includes('-p') ? '-p' : '--port';
+      const result = await run(program!, args);
+      assertOneLineError(result, ExitCode.usage, new RegExp(`^lab-(server|client): ${flag} needs a value\\b.*\\(see lab-\\w+ ${args[0]} --help\\)$`));
+    }),
+  );
+  const base = await run(LAB_SERVER, ['all', '--base-port']);
+  assertOneLineError(base, ExitCode.usage, /^lab-server: --base-port needs a value, e\.g\. --base-port 10000 \(see lab-server all --help\)$/);
+  const timeout = await run(LAB_CLIENT, ['daytime', '--timeout']);
+  assertOneLineError(timeout, ExitCode.usage, /^lab-client: --timeout needs a value, e\.g\. --timeout 10 /);
+});
 
 test('--base-port gives its own range, not the 0 to 65535 of --port', async () => {
   for (const value of ['-5', '0', '65499']) {
     const result = await run(LAB_SERVER, ['all', '--base-port', value]);
     assertOneLineError(result, ExitCode.usage, new RegExp(`^lab-server: invalid --base-port "${value}": give a whole number from 1 to 65498, so that every service gets a port$`));
   }
+});
+
+test('unknown commands and options suggest the closest name', async () => {
+  const cases: [string, string[], RegExp][] = [
+    [LAB_CLIENT, ['ecoh'], /^lab-client: unknown command "ecoh": did you mean echo\? \(see lab-client --help\)$/],
+    [LAB_SERVER, ['ecoh'], /^lab-server: unknown protocol "ecoh": did you mean echo\? \(see lab-server --help\)$/],
+    [LAB_SERVER, ['stats'], /^lab-server: unknown protocol "stats": did you mean states\?/],
+    [LAB_SERVER, ['lab', 'tme-wait'], /^lab-server: unknown lab "tme-wait": did you mean time-wait\?/],
+    [LAB_CLIENT, ['echo', '--prot', '5000'], /^lab-client: unknown option --prot: did you mean --port\? \(see lab-client echo --help\)$/],
+    [LAB_CLIENT, ['daytime', '--no-verbos'], /^lab-client: unknown option --no-verbos: did you mean --no-verbose\?/],
+    [LAB_SERVER, ['echo', '--max-conn', '5'], /^lab-server: unknown option --max-conn: did you mean --max-connections\? \(see lab-server echo --help\)$/],
+    [LAB_SERVER, ['echo', '--verbose'], /^lab-server: unknown option --verbose \(see lab-server echo --help\)$/],
+    [LAB_SERVER, ['echo', '5000'], /^lab-server: unexpected argument "5000": to choose the port, type --port 5000 \(see lab-server echo --help\)$/],
+  ];
+  await Promise.all(cases.map(async ([program, args, message]) => assertOneLineError(await run(program, args), ExitCode.usage, message)));
 });
 
 test('--help shows numbers as numbers, and the main options first', async () => {

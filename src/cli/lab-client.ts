@@ -13,11 +13,11 @@ import { runEchoClient } from '../clients/echo.js';
 import { readFromServer } from '../clients/stream.js';
 import { formatEndpoint, formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { ExitCode, LabError } from '../errors.js';
-import { findProtocol } from '../protocols/index.js';
+import { findProtocol, protocols } from '../protocols/index.js';
 import { decodeTime } from '../protocols/time.js';
 import { MAX_REPLY_BYTES } from '../framework/datagram-server.js';
 import { NUMBER_VALUE, parsePort, positiveIntegerOption, secondsOption } from './arguments.js';
-import { lastValueWins, noStrayArguments, runCli, usageFailure, VERSION } from './run.js';
+import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from './run.js';
 
 const PROGRAM = 'lab-client';
 const DEFAULT_TIMEOUT_SECONDS = 10;
@@ -122,6 +122,7 @@ async function chargen(args: ClientArguments & { bytes: number }): Promise<void>
 }
 
 async function main(): Promise<void> {
+  const usage = usageErrors(PROGRAM, protocols.map((p) => p.name));
   /** Help lists the options in this order; help and version come last. */
   const grouped = <T>(y: Argv<T>, own: string[] = []): Argv<T> => y.group(['port', 'udp', 'timeout', 'verbose', ...own, 'help', 'version'], 'Options:');
   await yargs(hideBin(process.argv))
@@ -159,8 +160,9 @@ async function main(): Promise<void> {
     .demandCommand(1, 'name a protocol: daytime, echo, discard, qotd, chargen or time')
     .strictCommands()
     .middleware(lastValueWins, true)
+    .middleware(usage.remember, true)
     .check(noStrayArguments)
-    .fail(usageFailure(PROGRAM))
+    .fail(usage.fail)
     .epilog(EXIT_CODES_HELP)
     .help()
     .alias('help', 'h')
