@@ -4,13 +4,28 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import net from 'node:net';
 import { platform } from 'node:os';
 import { test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { protocols } from '../src/protocols/index.js';
-import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, start } from './helpers/cli.js';
+import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, start, startServerProcess } from './helpers/cli.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'reading TCP states needs Linux /proc/net/tcp';
+
+/** Whether this machine can use IPv6 loopback (some containers have IPv6 off). */
+async function hasIPv6Loopback(): Promise<boolean> {
+  const probe = net.createServer();
+  try {
+    probe.listen(0, '::1');
+    await once(probe, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.close();
+  }
+}
 
 test('--port with no value is an error, not the default: every command of both programs', async () => {
   const cases = [
@@ -56,6 +71,35 @@ test('unknown commands and options suggest the closest name', async () => {
   await Promise.all(cases.map(async ([program, args, message]) => assertOneLineError(await run(program, args), ExitCode.usage, message)));
 });
 
+test('lab-client: the port after the host, as telnet and nc take it, or in the host as host:port', async () => {
+  const server = await startServerProcess(['echo']);
+  const port = String(server.port);
+  const forms = [
+    ['localhost', port],
+    [`localhost:${port}`],
+    [`127.0.0.1:${port}`],
+    [`127.0.0.1:${port}`, port, '--port', port], // given three times, the same: fine
+  ];
+  if (await hasIPv6Loopback()) forms.push([`[::1]:${port}`], ['::1', '--port', port]); // bare ::1 is a host
+  for (const args of forms) {
+    const result = await run(LAB_CLIENT, ['echo', ...args], { input: 'hi\n' });
+    assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+    assert.equal(result.stdout, 'hi\n');
+  }
+  await server.stop();
+});
+
+test('lab-client: two different ports, or a malformed host:port, are refused before connecting', async () => {
+  const cases: [string[], RegExp][] = [
+    [['echo', 'localhost:5000', '--port', '7'], /^lab-client: two different ports: 5000 in "localhost:5000" and 7 with --port; give the port once$/],
+    [['echo', 'localhost', '5000', '-p', '7'], /^lab-client: two different ports: 5000 after the host and 7 with --port; give the port once$/],
+    [['echo', 'localhost:abc'], /^lab-client: invalid port "abc" in "localhost:abc": give the server's port, a whole number from 1 to 65535$/],
+    [['echo', '[::1'], /^lab-client: invalid host "\[::1": write an IPv6 address in brackets when a port follows it, e\.g\. \[::1\]:5000$/],
+    [['echo', 'localhost', '5000', 'extra'], /^lab-client: unexpected argument "extra" \(see lab-client echo --help\)$/],
+  ];
+  await Promise.all(cases.map(async ([args, message]) => assertOneLineError(await run(LAB_CLIENT, args), ExitCode.usage, message)));
+});
+
 test('--help shows numbers as numbers, and the main options first', async () => {
   const help = async (program: string, args: string[]): Promise<string> => {
     const result = await run(program, [...args, '--help']);
@@ -75,6 +119,7 @@ test('--help shows numbers as numbers, and the main options first', async () => 
   assert.match(await help(LAB_SERVER, ['all']), /--base-port[^\n]*\n?[^\n]*\[number\] \[default: 10000\]/);
   const client = await help(LAB_CLIENT, ['daytime']);
   assert.match(client, /--port\s+Server port\s+\[number\] \[default: 13\]/);
+  assert.match(client, /^lab-client daytime \[host\] \[port-number\]$/m);
 });
 
 test('lab-server states --watch | head: quiet exit 0, and no screen-clearing escapes in a pipe', { skip: linuxOnly }, async () => {

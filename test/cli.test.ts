@@ -140,7 +140,7 @@ test('lab-client: nothing listening (69) and an unknown host (68)', async () => 
   });
   assertOneLineError(await run(LAB_CLIENT, ['daytime', '127.0.0.1', '--port', String(closedPort)]), ExitCode.unavailable, /^lab-client: cannot connect to 127\.0\.0\.1 port \d+: 127\.0\.0\.1:\d+ refused/);
   assertOneLineError(await run(LAB_CLIENT, ['daytime', 'no-such-host.invalid']), ExitCode.noHost, /^lab-client: cannot resolve "no-such-host\.invalid"/);
-  assertOneLineError(await run(LAB_CLIENT, ['daytime', '--port', 'x']), ExitCode.usage, /^lab-client: invalid port "x"/);
+  assertOneLineError(await run(LAB_CLIENT, ['daytime', '--port', 'x']), ExitCode.usage, /^lab-client: invalid port "x": give the server's port, a whole number from 1 to 65535$/);
   assertOneLineError(await run(LAB_CLIENT, ['finger']), ExitCode.usage, /^lab-client: unknown command "finger": choose one of /);
 });
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `lab-client <protocol> [host]`: the classic clients, with their socket pair on request.
+ * `lab-client <protocol> [host] [port]`: the classic clients, with their socket pair on request.
  * What the server sends goes to stdout; what the client itself says goes to stderr.
  */
 import yargs, { type Argv } from 'yargs';
@@ -16,7 +16,7 @@ import { ExitCode, LabError } from '../errors.js';
 import { findProtocol, protocols } from '../protocols/index.js';
 import { decodeTime } from '../protocols/time.js';
 import { MAX_REPLY_BYTES } from '../framework/datagram-server.js';
-import { NUMBER_VALUE, parsePort, positiveIntegerOption, secondsOption } from './arguments.js';
+import { NUMBER_VALUE, parseServerPort, parseTarget, positiveIntegerOption, secondsOption, type Target } from './arguments.js';
 import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from './run.js';
 
 const PROGRAM = 'lab-client';
@@ -31,9 +31,16 @@ const say = (line: string): void => void process.stderr.write(`${line}\n`);
 function clientOptions(y: Argv, protocolName: string) {
   const protocol = findProtocol(protocolName)!;
   return y
-    .positional('host', { type: 'string', default: 'localhost', describe: 'Server host name or address; every address it resolves to is tried in turn' })
+    .positional('host', {
+      type: 'string', default: 'localhost',
+      describe: 'Server host name or address, or host:port ([::1]:5000 for IPv6); every address it resolves to is tried in turn',
+    })
+    .positional('port-number', { type: 'string', describe: 'Server port, as telnet and nc take it (the same as --port)' })
     .options({
-      port: { ...NUMBER_VALUE, alias: 'p', default: protocol.defaultPort, coerce: parsePort, describe: 'Server port' },
+      port: {
+        ...NUMBER_VALUE, alias: 'p', defaultDescription: String(protocol.defaultPort), coerce: (value: unknown) => parseServerPort(value),
+        describe: 'Server port',
+      },
       udp: { type: 'boolean', default: false, describe: 'Ask over UDP: one datagram out, one back (if any)' },
       timeout: { ...NUMBER_VALUE, default: DEFAULT_TIMEOUT_SECONDS, coerce: secondsOption('timeout'), describe: 'Seconds to wait for a connection or a reply' },
       verbose: { alias: 'v', type: 'boolean', default: false, describe: "Print each address tried and this client's socket pair (its ephemeral port)" },
@@ -43,13 +50,19 @@ function clientOptions(y: Argv, protocolName: string) {
 
 type ClientArguments = Awaited<ReturnType<typeof clientOptions>['argv']>;
 
+/** The host and port from wherever they were typed (see parseTarget); checked before any socket is made. */
+function targetOf(args: ClientArguments, protocolName: string): Target {
+  return parseTarget({ host: args.host, portArgument: args.portNumber, portOption: args.port, defaultPort: findProtocol(protocolName)!.defaultPort });
+}
+
 /** The connection part of every TCP client's options, with what --verbose adds. */
 function connection(args: ClientArguments, protocolName: string) {
+  const { host, port } = targetOf(args, protocolName);
   return {
-    host: args.host,
-    port: args.port,
+    host,
+    port,
     timeoutMs: args.timeout,
-    hint: `is a ${protocolName} server running? (lab-server ${protocolName} --port ${args.port})`,
+    hint: `is ${/^[aeiou]/.test(protocolName) ? 'an' : 'a'} ${protocolName} server running? (lab-server ${protocolName} --port ${port})`,
     onAttempt: args.verbose ? (target: Endpoint, outcome: string) => say(`trying ${formatEndpoint(target)}: ${outcome}`) : undefined,
     onConnected: args.verbose
       ? (local: Endpoint, remote: Endpoint) =>
@@ -59,10 +72,11 @@ function connection(args: ClientArguments, protocolName: string) {
 }
 
 /** One datagram out, one reply back; a clear error when none comes. */
-async function askUdp(args: ClientArguments, payload: Buffer): Promise<Buffer> {
-  const reply = await askOverUdp({ host: args.host, port: args.port, payload, timeoutMs: args.timeout });
+async function askUdp(args: ClientArguments, protocolName: string, payload: Buffer): Promise<Buffer> {
+  const { host, port } = targetOf(args, protocolName);
+  const reply = await askOverUdp({ host, port, payload, timeoutMs: args.timeout });
   if (reply === undefined) {
-    throw new LabError('ERR_NO_REPLY', `no UDP reply from ${args.host} port ${args.port} within ${args.timeout / 1000} s (no server there, or it chose not to answer)`, ExitCode.unavailable);
+    throw new LabError('ERR_NO_REPLY', `no UDP reply from ${host} port ${port} within ${args.timeout / 1000} s (no server there, or it chose not to answer)`, ExitCode.unavailable);
   }
   return reply;
 }
@@ -76,7 +90,7 @@ async function readInput(limit: number): Promise<Buffer> {
 }
 
 async function daytime(args: ClientArguments & { hold: number; close: boolean }): Promise<void> {
-  if (args.udp) return void process.stdout.write(await askUdp(args, Buffer.alloc(0)));
+  if (args.udp) return void process.stdout.write(await askUdp(args, 'daytime', Buffer.alloc(0)));
   await fetchDaytime({ ...connection(args, 'daytime'), holdMs: args.hold, close: args.close, onLine: (text) => process.stdout.write(text) });
   if (args.verbose) say(args.close ? 'closed the socket' : 'exiting without close(): the kernel closes the socket for us');
 }
@@ -84,7 +98,7 @@ async function daytime(args: ClientArguments & { hold: number; close: boolean })
 async function echo(args: ClientArguments): Promise<void> {
   if (args.udp) {
     const sent = await readInput(MAX_REPLY_BYTES);
-    const reply = await askUdp(args, sent);
+    const reply = await askUdp(args, 'echo', sent);
     process.stdout.write(reply);
     if (!reply.equals(sent)) throw new LabError('ERR_ECHO_MISMATCH', `the echoed datagram differs from the one sent`, ExitCode.dataError);
     return;
@@ -97,7 +111,8 @@ async function echo(args: ClientArguments): Promise<void> {
 async function discard(args: ClientArguments): Promise<void> {
   if (args.udp) {
     const payload = await readInput(MAX_REPLY_BYTES);
-    await sendDatagram({ host: args.host, port: args.port, payload });
+    const { host, port } = targetOf(args, 'discard');
+    await sendDatagram({ host, port, payload });
     return say(`sent a ${payload.length}-byte datagram; discard never answers`);
   }
   if (process.stdin.isTTY) say('Type lines to send; Ctrl-D sends FIN and ends.');
@@ -106,11 +121,11 @@ async function discard(args: ClientArguments): Promise<void> {
 }
 
 async function qotd(args: ClientArguments): Promise<void> {
-  process.stdout.write(args.udp ? await askUdp(args, Buffer.alloc(0)) : await readFromServer(connection(args, 'qotd')));
+  process.stdout.write(args.udp ? await askUdp(args, 'qotd', Buffer.alloc(0)) : await readFromServer(connection(args, 'qotd')));
 }
 
 async function time(args: ClientArguments): Promise<void> {
-  const reply = args.udp ? await askUdp(args, Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'time'), maxBytes: 4 });
+  const reply = args.udp ? await askUdp(args, 'time', Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'time'), maxBytes: 4 });
   if (reply.length !== 4) throw new LabError('ERR_BAD_REPLY', `expected 4 bytes from the time server, got ${reply.length}`, ExitCode.dataError);
   const value = reply.readUInt32BE(); // network byte order: ntohl
   process.stdout.write(`${formatAsctime(decodeTime(value), { utc: true })} UTC (${value} seconds since 1900, bytes ${reply.toString('hex')})\n`);
@@ -118,7 +133,7 @@ async function time(args: ClientArguments): Promise<void> {
 
 async function chargen(args: ClientArguments & { bytes: number }): Promise<void> {
   const limit = args.udp ? undefined : args.bytes;
-  process.stdout.write(args.udp ? await askUdp(args, Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'chargen'), maxBytes: limit }));
+  process.stdout.write(args.udp ? await askUdp(args, 'chargen', Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'chargen'), maxBytes: limit }));
 }
 
 async function main(): Promise<void> {
@@ -127,9 +142,9 @@ async function main(): Promise<void> {
   const grouped = <T>(y: Argv<T>, own: string[] = []): Argv<T> => y.group(['port', 'udp', 'timeout', 'verbose', ...own, 'help', 'version'], 'Options:');
   await yargs(hideBin(process.argv))
     .scriptName(PROGRAM)
-    .usage('$0 <protocol> [host] [options]\n\nThe classic clients: connect, talk, and show the socket pair.')
+    .usage('$0 <protocol> [host] [port] [options]\n\nThe classic clients: connect, talk, and show the socket pair.')
     .command(
-      'daytime [host]',
+      'daytime [host] [port-number]',
       "print the server's date and time line, like the classic daytime.c (RFC 867)",
       (y) =>
         grouped(
@@ -141,11 +156,11 @@ async function main(): Promise<void> {
         ),
       (args) => daytime(args),
     )
-    .command('echo [host]', 'send stdin (or typed lines) and print what comes back, checking it byte for byte (RFC 862)', (y) => grouped(clientOptions(y, 'echo')), (args) => echo(args))
-    .command('discard [host]', 'send stdin; nothing comes back (RFC 863)', (y) => grouped(clientOptions(y, 'discard')), (args) => discard(args))
-    .command('qotd [host]', 'print the quote of the day (RFC 865)', (y) => grouped(clientOptions(y, 'qotd')), (args) => qotd(args))
+    .command('echo [host] [port-number]', 'send stdin (or typed lines) and print what comes back, checking it byte for byte (RFC 862)', (y) => grouped(clientOptions(y, 'echo')), (args) => echo(args))
+    .command('discard [host] [port-number]', 'send stdin; nothing comes back (RFC 863)', (y) => grouped(clientOptions(y, 'discard')), (args) => discard(args))
+    .command('qotd [host] [port-number]', 'print the quote of the day (RFC 865)', (y) => grouped(clientOptions(y, 'qotd')), (args) => qotd(args))
     .command(
-      'chargen [host]',
+      'chargen [host] [port-number]',
       'print the first bytes of the character generator (RFC 864)',
       (y) =>
         grouped(
@@ -156,7 +171,7 @@ async function main(): Promise<void> {
         ),
       (args) => chargen(args),
     )
-    .command('time [host]', 'print the time server\'s 32-bit value and the date it means (RFC 868)', (y) => grouped(clientOptions(y, 'time')), (args) => time(args))
+    .command('time [host] [port-number]', 'print the time server\'s 32-bit value and the date it means (RFC 868)', (y) => grouped(clientOptions(y, 'time')), (args) => time(args))
     .demandCommand(1, 'name a protocol: daytime, echo, discard, qotd, chargen or time')
     .strictCommands()
     .middleware(lastValueWins, true)
