@@ -18,6 +18,7 @@ test('daytime: lab-client prints the server\'s line; SIGINT exits 0 with a summa
   const client = await run(LAB_CLIENT, ['daytime', '127.0.0.1', '--port', String(server.port)]);
   assert.equal(client.code, 0, client.stderr);
   assert.match(client.stdout, ASCTIME_LINE);
+  assert.equal(client.stderr, '', 'an orderly close is not news');
   const closed = await server.event('closed');
   assert.equal(closed.closedBy, 'server');
   const stopped = await server.stop('SIGINT');
@@ -51,6 +52,7 @@ test('echo: 2 MiB of random binary through the client, byte for byte', async () 
   assert.equal(client.code, 0, client.stderr);
   assert.equal(client.stdoutBytes.length, input.length);
   assert.ok(client.stdoutBytes.equals(input));
+  assert.equal(client.stderr, '', 'piped input: nothing said when all goes well');
   await server.stop();
 });
 

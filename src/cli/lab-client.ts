@@ -7,11 +7,13 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatAsctime } from '../protocols/asctime.js';
 import { askOverUdp, sendDatagram } from '../clients/datagram.js';
+import { describeReset } from '../clients/connect.js';
 import { fetchDaytime } from '../clients/daytime.js';
 import { sendAll } from '../clients/discard.js';
 import { runEchoClient } from '../clients/echo.js';
-import { readFromServer } from '../clients/stream.js';
+import { readFromServer, type StreamReply } from '../clients/stream.js';
 import { formatEndpoint, formatSocketPair, type Endpoint } from '../framework/endpoint.js';
+import { escapeForLog } from '../framework/escape.js';
 import { ExitCode, LabError } from '../errors.js';
 import { findProtocol, protocols } from '../protocols/index.js';
 import { decodeTime } from '../protocols/time.js';
@@ -22,10 +24,26 @@ import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from '.
 const PROGRAM = 'lab-client';
 const DEFAULT_TIMEOUT_SECONDS = 10;
 const DEFAULT_CHARGEN_BYTES = 1024;
+/** A time server sends exactly this: seconds since 1900, 32 bits, network byte order (RFC 868). */
+const TIME_BYTES = 4;
+/**
+ * How much of a time reply we read: more than 4, so that a server that sends something else (a
+ * daytime server's 25-byte line) is caught and shown, rather than its first 4 bytes decoded as a date.
+ */
+const TIME_READ_LIMIT = 512;
+/** A time server that sends its 4 bytes but never closes (--no-close): stop after this much silence. */
+const TIME_QUIET_MS = 200;
+/** At most this many bytes of a wrong or broken reply are shown, escaped, in the error. */
+const PREVIEW_BYTES = 64;
 
-const EXIT_CODES_HELP = `Exit status: 0 on success; ${ExitCode.usage} bad usage; ${ExitCode.dataError} the echo differed from what was sent; ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} could not connect, no reply, or the connection failed.`;
+const EXIT_CODES_HELP =
+  `Exit status: 0 on success, also when the server reset the connection after its whole reply (said on stderr); ${ExitCode.usage} bad usage; ` +
+  `${ExitCode.dataError} the echo differed from what was sent, or a reply was malformed; ${ExitCode.noHost} unknown host; ` +
+  `${ExitCode.unavailable} could not connect, no reply, or the connection was reset or failed before the reply was whole.`;
 
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
+/** A warning: something the user should know, though the command did its job. */
+const warn = (line: string): void => say(`${PROGRAM}: ${line}`);
 
 /** Options every client has; the default port is the protocol's own. */
 function clientOptions(y: Argv, protocolName: string) {
@@ -89,10 +107,50 @@ async function readInput(limit: number): Promise<Buffer> {
   return Buffer.concat(chunks).subarray(0, limit);
 }
 
+/**
+ * A server's reply, to stdout. Into a pipe or a file it goes as it came, byte for byte. On a
+ * terminal, its lines are escaped first (a stray ESC would otherwise move the cursor or recolour
+ * the screen), and each line still ends in a newline, without the CR of a CRLF.
+ */
+function printReply(data: Buffer | string): void {
+  if (!process.stdout.isTTY) return void process.stdout.write(data);
+  const lines = Buffer.from(data).toString('latin1').split('\n');
+  const escaped = lines.map((line) => escapeForLog(Buffer.from(line.replace(/\r$/, ''), 'latin1')));
+  process.stdout.write(escaped.join('\n'));
+}
+
+/** The first bytes of what a server sent, escaped: safe on any terminal. */
+function preview(data: Buffer): string {
+  return `"${escapeForLog(data.subarray(0, PREVIEW_BYTES))}${data.length > PREVIEW_BYTES ? '...' : ''}"`;
+}
+
+/**
+ * A TCP reply, judged by how it ended. A reply that arrived whole is printed even if the server then
+ * reset the connection: an abortive close (--close rst) is still a close, and the reply is complete;
+ * stderr says what happened. A reply cut short by a reset is not printed as if it were whole: the
+ * error shows its start instead, and the status is 69.
+ */
+function wholeReply({ data, stoppedBy, conn }: StreamReply, isWhole: (data: Buffer) => boolean): Buffer {
+  if (stoppedBy !== 'rst') return data;
+  const reset = describeReset(conn, { received: data.length });
+  if (!isWhole(data)) {
+    throw new LabError('ERR_CONNECTION_RESET', `${reset}${data.length > 0 ? `, before the whole reply: ${preview(data)}` : ''}`, ExitCode.unavailable);
+  }
+  warn(reset);
+  return data;
+}
+
+const endsALine = (data: Buffer): boolean => data.at(-1) === 0x0a;
+
 async function daytime(args: ClientArguments & { hold: number; close: boolean }): Promise<void> {
-  if (args.udp) return void process.stdout.write(await askUdp(args, 'daytime', Buffer.alloc(0)));
-  await fetchDaytime({ ...connection(args, 'daytime'), holdMs: args.hold, close: args.close, onLine: (text) => process.stdout.write(text) });
-  if (args.verbose) say(args.close ? 'closed the socket' : 'exiting without close(): the kernel closes the socket for us');
+  if (args.udp) return printReply(await askUdp(args, 'daytime', Buffer.alloc(0)));
+  const result = await fetchDaytime({ ...connection(args, 'daytime'), holdMs: args.hold, close: args.close, onLine: printReply });
+  // The line came whole (fetchDaytime fails otherwise); a reset after it is said, not an error.
+  if (result.serverClose === 'rst') warn(describeReset(result, { received: result.bytesReceived }));
+  if (!args.verbose) return;
+  if (result.serverClose === 'rst') return; // nothing left to close: the reset closed the socket
+  if (result.serverClose === 'fin') say(`the server closed the connection (FIN) after sending ${result.bytesReceived} bytes`);
+  say(args.close ? 'closed the socket' : 'exiting without close(): the kernel closes the socket for us');
 }
 
 async function echo(args: ClientArguments): Promise<void> {
@@ -103,9 +161,11 @@ async function echo(args: ClientArguments): Promise<void> {
     if (!reply.equals(sent)) throw new LabError('ERR_ECHO_MISMATCH', `the echoed datagram differs from the one sent`, ExitCode.dataError);
     return;
   }
-  if (process.stdin.isTTY) say('Type a line and press Enter to see it echoed; Ctrl-D sends FIN and ends.');
+  const interactive = process.stdin.isTTY === true;
+  if (interactive) say('Type a line and press Enter to see it echoed; Ctrl-D sends FIN and ends.');
   const { sentBytes, echoedBytes } = await runEchoClient({ ...connection(args, 'echo'), input: process.stdin, output: process.stdout });
-  if (args.verbose) say(`sent ${sentBytes} bytes, ${echoedBytes} echoed back intact; the server closed after our FIN`);
+  // Like telnet's "Connection closed by foreign host.", for someone typing; scripts get silence.
+  if (interactive || args.verbose) say(`the server closed the connection (FIN) after our FIN; we sent ${sentBytes} bytes and all ${echoedBytes} came back intact`);
 }
 
 async function discard(args: ClientArguments): Promise<void> {
@@ -117,23 +177,42 @@ async function discard(args: ClientArguments): Promise<void> {
   }
   if (process.stdin.isTTY) say('Type lines to send; Ctrl-D sends FIN and ends.');
   const sent = await sendAll({ ...connection(args, 'discard'), input: process.stdin });
-  if (args.verbose) say(`sent ${sent} bytes; the server read them all and closed after our FIN`);
+  say(`sent ${sent} bytes; the server closed the connection (FIN) after our FIN, so it read them all`);
 }
 
 async function qotd(args: ClientArguments): Promise<void> {
-  process.stdout.write(args.udp ? await askUdp(args, 'qotd', Buffer.alloc(0)) : await readFromServer(connection(args, 'qotd')));
+  printReply(args.udp ? await askUdp(args, 'qotd', Buffer.alloc(0)) : wholeReply(await readFromServer(connection(args, 'qotd')), endsALine));
 }
 
 async function time(args: ClientArguments): Promise<void> {
-  const reply = args.udp ? await askUdp(args, 'time', Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'time'), maxBytes: 4 });
-  if (reply.length !== 4) throw new LabError('ERR_BAD_REPLY', `expected 4 bytes from the time server, got ${reply.length}`, ExitCode.dataError);
+  let reply: Buffer;
+  if (args.udp) reply = await askUdp(args, 'time', Buffer.alloc(0));
+  else {
+    const read = await readFromServer({ ...connection(args, 'time'), maxBytes: TIME_READ_LIMIT, quietMs: TIME_QUIET_MS });
+    // Too many bytes is a wrong server however the connection ended; too few may be a reset's doing.
+    if (read.data.length > TIME_BYTES) throw badTimeReply(read.data);
+    reply = wholeReply(read, (data) => data.length === TIME_BYTES);
+  }
+  if (reply.length !== TIME_BYTES) throw badTimeReply(reply);
   const value = reply.readUInt32BE(); // network byte order: ntohl
   process.stdout.write(`${formatAsctime(decodeTime(value), { utc: true })} UTC (${value} seconds since 1900, bytes ${reply.toString('hex')})\n`);
 }
 
+/** Not 4 bytes: say what came instead, so a daytime or chargen server on the port is recognised. */
+function badTimeReply(reply: Buffer): LabError {
+  const count = reply.length >= TIME_READ_LIMIT ? `${TIME_READ_LIMIT} or more` : String(reply.length);
+  const isText = reply.length > 0 && reply.every((byte) => (byte >= 0x20 && byte < 0x7f) || byte === 0x09 || byte === 0x0a || byte === 0x0d);
+  const what =
+    reply.length === 0 ? 'the server closed without sending the time'
+    : isText ? `is this a time server? it looks like text: ${preview(reply)}`
+    : `is this a time server? it sent ${reply.subarray(0, 16).toString('hex')}${reply.length > 16 ? '...' : ''}`;
+  return new LabError('ERR_BAD_REPLY', `expected ${TIME_BYTES} bytes, got ${count}: ${what}`, ExitCode.dataError);
+}
+
 async function chargen(args: ClientArguments & { bytes: number }): Promise<void> {
-  const limit = args.udp ? undefined : args.bytes;
-  process.stdout.write(args.udp ? await askUdp(args, 'chargen', Buffer.alloc(0)) : await readFromServer({ ...connection(args, 'chargen'), maxBytes: limit }));
+  if (args.udp) return printReply(await askUdp(args, 'chargen', Buffer.alloc(0)));
+  const reply = await readFromServer({ ...connection(args, 'chargen'), maxBytes: args.bytes });
+  printReply(wholeReply(reply, (data) => data.length >= args.bytes));
 }
 
 async function main(): Promise<void> {
@@ -156,7 +235,12 @@ async function main(): Promise<void> {
         ),
       (args) => daytime(args),
     )
-    .command('echo [host] [port-number]', 'send stdin (or typed lines) and print what comes back, checking it byte for byte (RFC 862)', (y) => grouped(clientOptions(y, 'echo')), (args) => echo(args))
+    .command(
+      'echo [host] [port-number]',
+      'send stdin (or typed lines) and print what comes back, checking it byte for byte (RFC 862)',
+      (y) => grouped(clientOptions(y, 'echo')),
+      (args) => echo(args),
+    )
     .command('discard [host] [port-number]', 'send stdin; nothing comes back (RFC 863)', (y) => grouped(clientOptions(y, 'discard')), (args) => discard(args))
     .command('qotd [host] [port-number]', 'print the quote of the day (RFC 865)', (y) => grouped(clientOptions(y, 'qotd')), (args) => qotd(args))
     .command(
@@ -171,7 +255,12 @@ async function main(): Promise<void> {
         ),
       (args) => chargen(args),
     )
-    .command('time [host] [port-number]', 'print the time server\'s 32-bit value and the date it means (RFC 868)', (y) => grouped(clientOptions(y, 'time')), (args) => time(args))
+    .command(
+      'time [host] [port-number]',
+      "print the time server's 32-bit value and the date it means (RFC 868)",
+      (y) => grouped(clientOptions(y, 'time')),
+      (args) => time(args),
+    )
     .demandCommand(1, 'name a protocol: daytime, echo, discard, qotd, chargen or time')
     .strictCommands()
     .middleware(lastValueWins, true)
