@@ -3,12 +3,16 @@
  * exit status 64 and no stack trace; and the forms a first-time user reaches for that just work.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { platform } from 'node:os';
+import { platform, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { protocols } from '../src/protocols/index.js';
+import { MAX_QUOTES_FILE_BYTES } from '../src/protocols/qotd.js';
 import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, start, startServerProcess } from './helpers/cli.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'reading TCP states needs Linux /proc/net/tcp';
@@ -136,4 +140,21 @@ test('lab-server states --watch | head: quiet exit 0, and no screen-clearing esc
   assert.equal(result.stderr, '', 'no EPIPE stack trace');
   assert.doesNotMatch(first.toString(), /\x1b\[/, 'no escape sequences');
   assert.match(first.toString(), /^--- \d{4}-\d\d-\d\dT[\d:.]+Z {2}TCP sockets\n/);
+});
+
+test('qotd --quotes refuses a device, a FIFO, a directory and a file over the cap, before reading', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quotes-'));
+  const big = join(dir, 'big.txt');
+  writeFileSync(big, 'x'.repeat(MAX_QUOTES_FILE_BYTES + 1));
+  const cases: [string, RegExp][] = [
+    ['/dev/zero', /it is a character device; give a text file of quotes$/],
+    [dir, /it is a directory; give a text file of quotes$/],
+    [big, /it is 1048577 bytes, over the 1048576-byte \(1 MiB\) limit for a quotes file$/],
+  ];
+  const fifo = join(dir, 'fifo');
+  if (spawnSync('mkfifo', [fifo]).status === 0) cases.push([fifo, /it is a named pipe \(FIFO\); give a text file of quotes$/]);
+  for (const [path, why] of cases) {
+    const result = await run(LAB_SERVER, ['qotd', '--port', '0', '--quotes', path]);
+    assertOneLineError(result, ExitCode.usage, new RegExp(`^lab-server: cannot use --quotes ${JSON.stringify(path).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ${why.source}`));
+  }
 });
