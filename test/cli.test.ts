@@ -8,25 +8,17 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { protocols } from '../src/protocols/index.js';
-import { LAB_CLIENT, LAB_SERVER, run, startServerProcess, type Finished } from './helpers/cli.js';
+import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, startServerProcess } from './helpers/cli.js';
 import { connect } from './helpers/servers.js';
 
 const ASCTIME_LINE = /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 123]\d [0-2]\d:[0-5]\d:[0-6]\d \d{4}\n$/;
-
-/** A user mistake: its exit status, and one stderr line that matches, with no stack trace. */
-function assertOneLineError(result: Finished, exitCode: number, message: RegExp): void {
-  assert.equal(result.code, exitCode, `exit status (stderr: ${result.stderr})`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got: ${result.stderr}`);
-  assert.match(lines[0]!, message);
-  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
-}
 
 test('daytime: lab-client prints the server\'s line; SIGINT exits 0 with a summary', async () => {
   const server = await startServerProcess(['daytime']);
   const client = await run(LAB_CLIENT, ['daytime', '127.0.0.1', '--port', String(server.port)]);
   assert.equal(client.code, 0, client.stderr);
   assert.match(client.stdout, ASCTIME_LINE);
+  assert.equal(client.stderr, '', 'an orderly close is not news');
   const closed = await server.event('closed');
   assert.equal(closed.closedBy, 'server');
   const stopped = await server.stop('SIGINT');
@@ -60,6 +52,7 @@ test('echo: 2 MiB of random binary through the client, byte for byte', async () 
   assert.equal(client.code, 0, client.stderr);
   assert.equal(client.stdoutBytes.length, input.length);
   assert.ok(client.stdoutBytes.equals(input));
+  assert.equal(client.stderr, '', 'piped input: nothing said when all goes well');
   await server.stop();
 });
 
@@ -109,9 +102,9 @@ test('bad ports are refused before any socket is made (exit 64), and no socket f
 
 test('an unknown protocol lists the available ones (exit 64)', async () => {
   const names = protocols.map((p) => p.name).join(', ');
-  assertOneLineError(await run(LAB_SERVER, ['gopher']), ExitCode.usage, new RegExp(`^lab-server: unknown protocol "gopher": choose one of ${names}$`));
+  assertOneLineError(await run(LAB_SERVER, ['gopher']), ExitCode.usage, new RegExp(`^lab-server: unknown protocol "gopher": choose one of ${names} \\(see lab-server --help\\)$`));
   assertOneLineError(await run(LAB_SERVER, []), ExitCode.usage, /^lab-server: name a protocol/);
-  assertOneLineError(await run(LAB_SERVER, ['echo', '--bogus']), ExitCode.usage, /^lab-server: Unknown argument: bogus/);
+  assertOneLineError(await run(LAB_SERVER, ['echo', '--bogus']), ExitCode.usage, /^lab-server: unknown option --bogus \(see lab-server echo --help\)$/);
 });
 
 test('a port in use says so and what to do (exit 69)', async (t) => {
@@ -149,8 +142,8 @@ test('lab-client: nothing listening (69) and an unknown host (68)', async () => 
   });
   assertOneLineError(await run(LAB_CLIENT, ['daytime', '127.0.0.1', '--port', String(closedPort)]), ExitCode.unavailable, /^lab-client: cannot connect to 127\.0\.0\.1 port \d+: 127\.0\.0\.1:\d+ refused/);
   assertOneLineError(await run(LAB_CLIENT, ['daytime', 'no-such-host.invalid']), ExitCode.noHost, /^lab-client: cannot resolve "no-such-host\.invalid"/);
-  assertOneLineError(await run(LAB_CLIENT, ['daytime', '--port', 'x']), ExitCode.usage, /^lab-client: invalid port "x"/);
-  assertOneLineError(await run(LAB_CLIENT, ['finger']), ExitCode.usage, /^lab-client: Unknown command: finger/);
+  assertOneLineError(await run(LAB_CLIENT, ['daytime', '--port', 'x']), ExitCode.usage, /^lab-client: invalid port "x": give the server's port, a whole number from 1 to 65535$/);
+  assertOneLineError(await run(LAB_CLIENT, ['finger']), ExitCode.usage, /^lab-client: unknown command "finger": choose one of /);
 });
 
 test('--version prints the package version, for both programs', async () => {

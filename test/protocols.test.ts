@@ -9,7 +9,7 @@ import { defineProtocol } from '../src/framework/protocol.js';
 import { chargen, chargenLine } from '../src/protocols/chargen.js';
 import { discard } from '../src/protocols/discard.js';
 import { protocols } from '../src/protocols/index.js';
-import { loadQuotes, MAX_QUOTE_LENGTH, qotd } from '../src/protocols/qotd.js';
+import { loadQuotes, MAX_QUOTE_LENGTH, MAX_QUOTES_FILE_BYTES, qotd } from '../src/protocols/qotd.js';
 import { decodeTime, encodeTime, rfc868Seconds, time } from '../src/protocols/time.js';
 import { LAB_SERVER, run } from './helpers/cli.js';
 import { connect, echoRoundTrip, readAll, startServer } from './helpers/servers.js';
@@ -65,6 +65,18 @@ test('qotd --quotes: a fortune-style file; a quote that breaks RFC 865 is refuse
   writeFileSync(binary, 'tab\there');
   assert.throws(() => loadQuotes(binary), /breaks RFC 865: use only printable ASCII/);
   assert.throws(() => loadQuotes(join(dir, 'missing.txt')), /cannot read --quotes/);
+});
+
+test('qotd --quotes: only a regular file of at most 1 MiB, checked before reading', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qotd-'));
+  const largest = join(dir, 'largest.txt');
+  writeFileSync(largest, `${'x'.repeat(125)}\n%\n`.repeat(MAX_QUOTES_FILE_BYTES / 128)); // 128 bytes a quote
+  assert.equal(loadQuotes(largest).length, MAX_QUOTES_FILE_BYTES / 128, 'exactly the cap: read whole');
+  const over = join(dir, 'over.txt');
+  writeFileSync(over, 'x'.repeat(MAX_QUOTES_FILE_BYTES + 1));
+  assert.throws(() => loadQuotes(over), /cannot use --quotes ".*over\.txt": it is 1048577 bytes, over the 1048576-byte \(1 MiB\) limit/);
+  assert.throws(() => loadQuotes(dir), /it is a directory; give a text file of quotes/);
+  assert.throws(() => loadQuotes('/dev/zero'), /cannot use --quotes "\/dev\/zero": it is a character device/, 'refused without reading a byte');
 });
 
 test('time: 32-bit big-endian seconds since 1900, from the injected clock; the server closes', async (t) => {

@@ -5,7 +5,21 @@
 import { parseCidr } from '../framework/access-control.js';
 import { usageError } from '../errors.js';
 
-const HIGHEST_PORT = 65535;
+export const HIGHEST_PORT = 65535;
+
+/**
+ * The yargs fields of an option whose value is a number we check ourselves (a port, a count, seconds).
+ * - `type: 'string'`: yargs hands `coerce` exactly what was typed. Told it is a number, yargs would
+ *   read `0x51` as 81, ` 1313` as 1313 and `--port=` as 0, and our checks could not refuse them.
+ * - `number: true` only labels it `[number]` in --help: for a value declared both ways, yargs' parser
+ *   keeps the string and its help prints the number label (test/cli.test.ts checks both).
+ * - `requiresArg`: `--port` with nothing after it is an error. Without it yargs quietly uses the
+ *   default, so `lab-server echo --port` would serve port 5000 as if nothing had been typed.
+ */
+export const NUMBER_VALUE = { type: 'string', number: true, requiresArg: true } as const;
+
+/** Any other option that takes a value: given without one, it is an error rather than its default. */
+export const VALUE_REQUIRED = { requiresArg: true } as const;
 
 /**
  * A TCP port: a decimal integer from 0 to 65535 (0 lets the kernel choose an ephemeral port).
@@ -18,6 +32,20 @@ export function parsePort(value: unknown): number {
     throw usageError('ERR_INVALID_PORT', `invalid port ${JSON.stringify(text)}: give a whole number from 0 to ${HIGHEST_PORT} (0 picks a free port)`);
   }
   return Number(text);
+}
+
+/**
+ * A port-like number with a narrower range, e.g. --base-port, where 0 means nothing useful.
+ * The message gives this option's own range, not the 0 to 65535 of a plain port.
+ */
+export function portInRange(flag: string, min: number, max: number, why: string): (value: unknown) => number {
+  return (value) => {
+    const text = String(value);
+    if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > max) {
+      throw usageError('ERR_INVALID_PORT', `invalid --${flag} ${JSON.stringify(text)}: give a whole number from ${min} to ${max}, ${why}`);
+    }
+    return Number(text);
+  };
 }
 
 /** A duration given in seconds (fractions allowed), returned in milliseconds. */
@@ -61,4 +89,60 @@ export function subnetsOption(values: unknown): string[] {
   const list = (Array.isArray(values) ? values : [values]).map(String);
   list.forEach(parseCidr);
   return list;
+}
+
+/** A server's port, for a client: 1 to 65535 (port 0 means "any" only to a server that listens). */
+export function parseServerPort(value: unknown, where = ''): number {
+  const text = String(value);
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > HIGHEST_PORT) {
+    throw usageError('ERR_INVALID_PORT', `invalid port ${JSON.stringify(text)}${where}: give the server's port, a whole number from 1 to ${HIGHEST_PORT}`);
+  }
+  return Number(text);
+}
+
+/** Where a client connects. */
+export interface Target {
+  host: string;
+  port: number;
+}
+
+export interface TargetArguments {
+  /** The host word: `localhost`, `::1`, or with a port, `localhost:5000`, `[::1]:5000`. */
+  host: string;
+  /** A second word, as telnet and nc take the port: `lab-client echo localhost 5000`. */
+  portArgument: string | undefined;
+  /** --port, already checked; undefined when not given. */
+  portOption: number | undefined;
+  defaultPort: number;
+}
+
+/**
+ * The host and port a client connects to. A user may put the port in three places: in the host
+ * (`localhost:5000`, `[::1]:5000`), as a second word (`localhost 5000`), or with --port. An IPv6
+ * address without brackets (`::1`, `fe80::1`) is a host: its colons do not start a port. When the
+ * port is given in more than one place the values must agree; if they differ, which one was meant
+ * would be a guess, so that is a usage error naming both.
+ */
+export function parseTarget({ host, portArgument, portOption, defaultPort }: TargetArguments): Target {
+  const given: { port: number; where: string }[] = [];
+  let name = host;
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(host);
+  if (bracketed) {
+    name = bracketed[1]!;
+    if (bracketed[2] !== undefined) given.push({ port: parseServerPort(bracketed[2], ` in ${JSON.stringify(host)}`), where: `in ${JSON.stringify(host)}` });
+  } else if (host.startsWith('[') || host.includes(']')) {
+    throw usageError('ERR_INVALID_HOST', `invalid host ${JSON.stringify(host)}: write an IPv6 address in brackets when a port follows it, e.g. [::1]:5000`);
+  } else if (host.split(':').length === 2) {
+    const [hostPart, portPart] = host.split(':') as [string, string];
+    name = hostPart;
+    given.push({ port: parseServerPort(portPart, ` in ${JSON.stringify(host)}`), where: `in ${JSON.stringify(host)}` });
+  }
+  if (name === '') throw usageError('ERR_INVALID_HOST', `invalid host ${JSON.stringify(host)}: name a host, e.g. localhost or 127.0.0.1`);
+  if (portArgument !== undefined) given.push({ port: parseServerPort(portArgument), where: 'after the host' });
+  if (portOption !== undefined) given.push({ port: portOption, where: 'with --port' });
+  const [first, other] = [given[0], given.find((g) => g.port !== given[0]?.port)];
+  if (first !== undefined && other !== undefined) {
+    throw usageError('ERR_PORT_CONFLICT', `two different ports: ${first.port} ${first.where} and ${other.port} ${other.where}; give the port once`);
+  }
+  return { host: name, port: first?.port ?? defaultPort };
 }

@@ -6,6 +6,7 @@ import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
 import { LabError, usageError } from '../errors.js';
 import { findLab, labs } from '../labs/index.js';
 import { runLab } from '../labs/runner.js';
+import { closest } from './suggest.js';
 
 const labNames = labs.map((lab) => lab.name).join(', ');
 
@@ -29,7 +30,10 @@ async function lab({ name, list }: ArgumentsCamelCase<LabArguments>): Promise<vo
   }
   if (name === undefined) throw usageError('ERR_USAGE', `name a lab to run: ${labNames} (or --list)`);
   const chosen = findLab(name);
-  if (chosen === undefined) throw usageError('ERR_UNKNOWN_LAB', `unknown lab ${JSON.stringify(name)}: choose one of ${labNames}`);
+  if (chosen === undefined) {
+    const meant = closest(name, labs.map((l) => l.name));
+    throw usageError('ERR_UNKNOWN_LAB', `unknown lab ${JSON.stringify(name)}: ${meant === undefined ? `choose one of ${labNames}` : `did you mean ${meant}? (lab-server lab --list lists them)`}`);
+  }
   const result = await runLab(chosen, { write: say });
   if (!result.passed) {
     throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (see the ✗ lines above)`);

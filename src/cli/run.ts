@@ -5,11 +5,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { ExitCode, LabError, usageError } from '../errors.js';
+import { closest } from './suggest.js';
 
 /** This package's version, for --version (from package.json, three levels above dist/src/cli/). */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function runCli(program: string, main: () => Promise<number | void>): Promise<void> {
+  // `lab-server states --watch | head`: once head has its lines it exits, and our next write fails
+  // with EPIPE. The reader wants no more; like a C program killed by SIGPIPE, stop quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? ExitCode.ok);
+  });
   try {
     const status = await main();
     if (typeof status === 'number') process.exitCode = status;
@@ -25,18 +32,106 @@ export async function runCli(program: string, main: () => Promise<number | void>
   }
 }
 
+/** The part of yargs' option table that usage errors look at (`yargs.getOptions()`). */
+interface OptionTable {
+  key: Record<string, unknown>;
+  alias: Record<string, string[]>;
+  default: Record<string, unknown>;
+  defaultDescription: Record<string, string | undefined>;
+  array: string[];
+}
+
+/** yargs passes itself to middleware as a second argument (its published types omit it). */
+interface Parser {
+  getOptions(): OptionTable;
+}
+
 /**
- * yargs' `.fail()` handler: every parsing mistake becomes a one-line usage error.
- * yargs reports some mistakes on several lines, and it rewraps errors thrown by `coerce`
- * as a YError that keeps only the message.
+ * Usage errors for one program: yargs' `.fail()` handler, which turns every parsing mistake into
+ * one line that says what to type instead, and a middleware that tells it which command was being
+ * parsed and what options that command has (yargs does not tell its fail handler).
+ * yargs reports some mistakes on several lines, and it rewraps errors thrown by `coerce` as a
+ * YError that keeps only the message; those messages already say what to type, and pass as they are.
  */
-export function usageFailure(program: string) {
-  return (message: string | undefined, error: Error | undefined): never => {
-    if (error !== undefined && error.name !== 'YError') throw error;
-    const text = (error?.message ?? message ?? 'invalid usage').replace(/\s*\n\s*/g, ' ').trim();
-    const hint = error === undefined ? ` (see ${program} --help)` : '';
-    throw usageError('ERR_USAGE', `${text}${hint}`);
+export function usageErrors(program: string, commands: readonly string[]) {
+  let command: string | undefined;
+  let table: OptionTable | undefined;
+  const seeHelp = (): string => `(see ${program}${command === undefined ? '' : ` ${command}`} --help)`;
+
+  /** The name an option was declared with, from any of its aliases (`p` → `port`). */
+  const canonical = (name: string): string => Object.keys(table?.alias ?? {}).find((key) => key === name || table!.alias[key]!.includes(name)) ?? name;
+
+  const needsValue = (key: string): string => {
+    const name = canonical(key);
+    const flag = key.length === 1 ? `-${key}` : `--${key}`;
+    const value = table?.defaultDescription[name] ?? table?.default[name];
+    const example = typeof value === 'number' || (typeof value === 'string' && /^[\w.:-]+$/.test(value)) ? `, e.g. ${flag} ${value}` : '';
+    return `${flag} needs a value${example} ${seeHelp()}`;
   };
+
+  const unknown = (names: string[]): string => {
+    // yargs lists `--max-conn` twice, also as its camelCase twin maxConn.
+    const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const typed = names.filter((name) => !/[A-Z]/.test(name) || !names.includes(kebab(name)));
+    const known = [...Object.keys(table?.key ?? {}), ...Object.values(table?.alias ?? {}).flat()].filter((name) => name.length > 1 && !/[A-Z]/.test(name));
+    const clauses = typed.map((name) => {
+      const flag = flagAsTyped(name);
+      if (flag === undefined) {
+        const portHint = /^\d+$/.test(name) && known.includes('port') ? `: to choose the port, type --port ${name}` : '';
+        return `unexpected argument ${JSON.stringify(name)}${portHint}`;
+      }
+      const meant = name.length > 1 ? closest(name, known) : undefined;
+      const negation = flag.startsWith('--no-') ? 'no-' : '';
+      return `unknown option ${flag}${meant === undefined ? '' : `: did you mean --${negation}${meant}?`}`;
+    });
+    return `${clauses.join('; ')} ${seeHelp()}`;
+  };
+
+  const unknownCommand = (word: string): string => {
+    const meant = closest(word, commands);
+    return `unknown command ${JSON.stringify(word)}: ${meant === undefined ? `choose one of ${commands.join(', ')}` : `did you mean ${meant}?`} ${seeHelp()}`;
+  };
+
+  const explain = (text: string, fromCoerce: boolean): string => {
+    let match: RegExpExecArray | null;
+    if ((match = /^Not enough arguments following: (.+)$/.exec(text))) return needsValue(match[1]!);
+    if ((match = /^Unknown arguments?: (.+)$/.exec(text))) return unknown(match[1]!.split(', '));
+    // After a command, yargs calls any extra word an unknown command: it is a stray argument.
+    if ((match = /^Unknown commands?: (.+)$/.exec(text))) {
+      return command === undefined ? unknownCommand(match[1]!.split(', ')[0]!) : unknown(match[1]!.split(', '));
+    }
+    return fromCoerce ? text : `${text} ${seeHelp()}`;
+  };
+
+  return {
+    /** yargs middleware, run before validation: remembers the command and its options. */
+    remember(argv: { _: (string | number)[] }, parser?: Parser): void {
+      const first = String(argv._[0]);
+      command = commands.includes(first) ? first : undefined;
+      table = parser?.getOptions();
+    },
+    /** yargs' `.fail()` handler. */
+    fail(message: string | undefined, error: Error | undefined): never {
+      if (error !== undefined && error.name !== 'YError') throw error;
+      const text = (error?.message ?? message ?? 'invalid usage').replace(/\s*\n\s*/g, ' ').trim();
+      throw usageError('ERR_USAGE', explain(text, error !== undefined));
+    },
+  };
+}
+
+/**
+ * How an unknown option called `name` was typed (`--prot`, `--no-verbos`, `-x`), or undefined
+ * when it was typed as a plain word, a stray argument (`lab-server echo 5000`).
+ */
+function flagAsTyped(name: string): string | undefined {
+  const words = process.argv.slice(2);
+  const end = words.indexOf('--');
+  const options = end === -1 ? words : words.slice(0, end);
+  for (const word of options) {
+    for (const flag of [`--${name}`, `--no-${name}`]) if (word === flag || word.startsWith(`${flag}=`)) return flag;
+  }
+  if (name.length === 1 && options.some((word) => /^-[^-]/.test(word) && word.includes(name))) return `-${name}`;
+  return undefined;
 }
 
 /**

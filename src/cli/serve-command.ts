@@ -5,7 +5,6 @@
 import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { Logger } from 'pino';
-import { usageError } from '../errors.js';
 import { AccessControl } from '../framework/access-control.js';
 import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../framework/datagram-server.js';
 import { EventStream } from '../framework/events.js';
@@ -15,14 +14,15 @@ import { createServer, DEFAULT_MAX_CONNECTIONS } from '../framework/server.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
 import { protocols } from '../protocols/index.js';
-import { countOption, parseCloseMode, parsePort, positiveIntegerOption, secondsOption, subnetsOption } from './arguments.js';
+import { countOption, HIGHEST_PORT, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
 
-const DEFAULT_SHUTDOWN_SECONDS = '5';
-const DEFAULT_BASE_PORT = '10000';
-const HIGHEST_PORT = 65535;
+const DEFAULT_SHUTDOWN_SECONDS = 5;
+const DEFAULT_BASE_PORT = 10000;
+/** The highest --base-port that leaves every service a port: 65535 less the highest well-known port (time's 37). */
+const HIGHEST_BASE_PORT = HIGHEST_PORT - Math.max(...protocols.map((p) => p.wellKnownPort));
 
 /** Options every server has, whatever it serves. */
 function commonOptions(y: Argv) {
@@ -35,15 +35,15 @@ function commonOptions(y: Argv) {
       udp: { type: 'boolean', describe: 'Also serve UDP, on the same port number (off by default: see the reflection guards in the docs)' },
       'udp-only': { type: 'boolean', describe: 'Serve UDP only' },
       'udp-burst': {
-        type: 'string', default: String(DEFAULT_DATAGRAM_BUDGET.burst), coerce: positiveIntegerOption('udp-burst'),
+        ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.burst, coerce: positiveIntegerOption('udp-burst'),
         describe: 'UDP: replies to one peer address in a burst, before going quiet',
       },
       'udp-rate': {
-        type: 'string', default: String(DEFAULT_DATAGRAM_BUDGET.perSecond), coerce: positiveIntegerOption('udp-rate'),
+        ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.perSecond, coerce: positiveIntegerOption('udp-rate'),
         describe: 'UDP: replies per second to one peer address after the burst',
       },
-      'log-format': { choices: LOG_FORMATS, default: defaultLogFormat(), defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
-      'log-level': { choices: LOG_LEVELS, default: 'info' as const, describe: 'Least severe log level shown (debug shows each connection state change)' },
+      'log-format': { ...VALUE_REQUIRED, choices: LOG_FORMATS, default: defaultLogFormat(), defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
+      'log-level': { ...VALUE_REQUIRED, choices: LOG_LEVELS, default: 'info' as const, describe: 'Least severe log level shown (debug shows each connection state change)' },
       'kernel-states': {
         type: 'boolean', default: true,
         describe: "After each close, log the kernel's TCP state for the socket pair (TIME_WAIT or nothing), read from /proc/net/tcp (Linux); --no-kernel-states turns it off",
@@ -55,21 +55,21 @@ function commonOptions(y: Argv) {
       resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
       iterative: { type: 'boolean', default: false, describe: "Serve one connection at a time, like the tutorial's Perl server; later clients connect but wait" },
       'max-connections': {
-        type: 'string', default: String(DEFAULT_MAX_CONNECTIONS), coerce: positiveIntegerOption('max-connections'),
+        ...NUMBER_VALUE, default: DEFAULT_MAX_CONNECTIONS, coerce: positiveIntegerOption('max-connections'),
         describe: 'Refuse (with RST) connections beyond this many at once',
       },
       'max-per-source': {
         type: 'string', coerce: positiveIntegerOption('max-per-source'),
         describe: 'Refuse connections beyond this many from one IP address; others are unaffected [default: a quarter of --max-connections]',
       },
-      allow: { type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
-      deny: { type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
+      allow: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
+      deny: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
       'idle-timeout': {
-        type: 'string', default: '0', coerce: secondsOption('idle-timeout'),
+        ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),
         describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
       },
       'shutdown-timeout': {
-        type: 'string', default: DEFAULT_SHUTDOWN_SECONDS, coerce: secondsOption('shutdown-timeout'),
+        ...NUMBER_VALUE, default: DEFAULT_SHUTDOWN_SECONDS, coerce: secondsOption('shutdown-timeout'),
         describe: 'On Ctrl-C or SIGTERM, give open connections this many seconds to finish, then close them',
       },
     })
@@ -81,11 +81,24 @@ function commonOptions(y: Argv) {
 function closeOptions<T>(y: Argv<T>) {
   return y.options({
     close: {
-      type: 'string', default: 'fin', coerce: parseCloseMode,
+      ...VALUE_REQUIRED, type: 'string', default: 'fin', coerce: parseCloseMode,
       describe: 'How to close: fin (orderly; this side enters TIME_WAIT) or rst (abortive, SO_LINGER 0; no TIME_WAIT). --no-close never closes',
     },
-    'close-delay': { type: 'string', default: '0', coerce: secondsOption('close-delay'), describe: 'Wait this many seconds after sending, then close' },
+    'close-delay': { ...NUMBER_VALUE, default: 0, coerce: secondsOption('close-delay'), describe: 'Wait this many seconds after sending, then close' },
   });
+}
+
+/**
+ * The order of --help: what a first run needs (where to listen, UDP, the protocol's own options)
+ * first, then each concern in a group of its own. yargs lists ungrouped options first otherwise.
+ */
+function helpGroups<T>(y: Argv<T>, { main, closes }: { main: string[]; closes: boolean }): Argv<T> {
+  y.group([...main, 'host', 'udp', 'udp-only', 'iterative', 'help', 'version'], 'Options:');
+  if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
+  return y
+    .group(['log-format', 'log-level', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
+    .group(['max-connections', 'max-per-source', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate'], 'Limits:')
+    .group(['allow', 'deny'], 'Access:');
 }
 
 type CommonArguments = Awaited<ReturnType<typeof commonOptions>['argv']> & Partial<Awaited<ReturnType<typeof closeOptions>['argv']>>;
@@ -105,11 +118,12 @@ export function protocolCommand(protocol: Protocol) {
     builder: (y: Argv) => {
       const withPort = commonOptions(y.options(protocol.options)).options({
         port: {
-          alias: 'p', type: 'string', default: String(protocol.defaultPort), coerce: parsePort,
+          ...NUMBER_VALUE, alias: 'p', default: protocol.defaultPort, coerce: parsePort,
           describe: 'Port to listen on; 0 lets the kernel pick a free one (its number is logged)',
         },
       });
-      return protocol.closesFirst ? closeOptions(withPort) : withPort;
+      const main = ['port', ...Object.keys(protocol.options)];
+      return helpGroups(protocol.closesFirst ? closeOptions(withPort) : withPort, { main, closes: protocol.closesFirst });
     },
     handler: (args: CommonArguments & { port: number }) => serve([{ protocol, port: args.port, settings: args }], args),
   };
@@ -120,14 +134,13 @@ export const allCommand = {
   command: 'all',
   describe: `every protocol at once, each at --base-port + its well-known port (${protocols.map((p) => `${p.name} ${p.wellKnownPort}`).join(', ')})`,
   builder: (y: Argv) =>
-    commonOptions(y).options({
-      'base-port': { type: 'string', default: DEFAULT_BASE_PORT, coerce: parsePort, describe: 'Add each well-known port to this one: 10000 puts echo on 10007' },
+    helpGroups(commonOptions(y), { main: ['base-port'], closes: false }).options({
+      'base-port': {
+        ...NUMBER_VALUE, default: DEFAULT_BASE_PORT, coerce: portInRange('base-port', 1, HIGHEST_BASE_PORT, 'so that every service gets a port'),
+        describe: 'Add each well-known port to this one: 10000 puts echo on 10007',
+      },
     }),
   handler: (args: CommonArguments & { basePort: number }) => {
-    const highest = Math.max(...protocols.map((p) => p.wellKnownPort));
-    if (args.basePort === 0 || args.basePort + highest > HIGHEST_PORT) {
-      throw usageError('ERR_INVALID_PORT', `invalid --base-port ${args.basePort}: give 1 to ${HIGHEST_PORT - highest}, so that every service gets a port`);
-    }
     const services = protocols.map((protocol) => ({ protocol, port: args.basePort + protocol.wellKnownPort, settings: defaultSettings(protocol) }));
     return serve(services, args);
   },

@@ -2,11 +2,9 @@
  * The discard client (RFC 863): send everything, half-close, and wait for the server to
  * close in turn. Nothing comes back, so the server's FIN is the only sign it read it all.
  */
-import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { LabError } from '../errors.js';
-import { connectToFirst, type ConnectOptions } from './connect.js';
+import { connectToFirst, failedError, resetError, type ConnectOptions } from './connect.js';
 
 export interface DiscardClientOptions extends ConnectOptions {
   input: Readable;
@@ -14,17 +12,18 @@ export interface DiscardClientOptions extends ConnectOptions {
 
 /** Returns the number of bytes sent. */
 export async function sendAll(options: DiscardClientOptions): Promise<number> {
-  const socket = await connectToFirst(options);
+  const conn = await connectToFirst(options);
+  const { socket } = conn;
   socket.resume(); // nothing should come; reading lets us see the server's FIN
-  const serverClosed = once(socket, 'end');
   try {
     // pipeline() ends the socket when the input ends: shutdown(SHUT_WR), our FIN.
-    await pipeline(options.input, socket, { end: true });
-    await serverClosed;
-  } catch (error) {
-    throw new LabError('ERR_CONNECTION_LOST', `the connection failed: ${(error as Error).message}`);
+    // A reset makes it fail (EPIPE or ECONNRESET); conn tells which it was.
+    await pipeline(options.input, socket, { end: true }).catch(() => undefined);
+    await conn.ended;
   } finally {
     socket.destroy();
   }
+  if (conn.serverClose === 'rst') throw resetError(conn, { sent: socket.bytesWritten, refusal: true });
+  if (conn.serverClose !== 'fin') throw failedError(conn);
   return socket.bytesWritten;
 }

@@ -8,7 +8,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { LabError } from '../errors.js';
-import { connectToFirst, type ConnectOptions } from './connect.js';
+import { connectToFirst, failedError, resetError, type ConnectOptions } from './connect.js';
 
 export interface EchoClientOptions extends ConnectOptions {
   input: Readable;
@@ -62,8 +62,10 @@ export class EchoCheck {
 
 export async function runEchoClient(options: EchoClientOptions): Promise<EchoResult> {
   const { input, output } = options;
-  const socket = await connectToFirst(options);
+  const conn = await connectToFirst(options);
+  const { socket } = conn;
   const check = new EchoCheck();
+  let halfClosed = false;
 
   return new Promise<EchoResult>((resolve, reject) => {
     const finish = (error?: LabError): void => {
@@ -80,6 +82,7 @@ export async function runEchoClient(options: EchoClientOptions): Promise<EchoRes
       if (!socket.write(chunk)) input.pause();
     };
     const halfClose = (): void => {
+      halfClosed = true;
       socket.end();
     };
     input.on('data', send).once('end', halfClose);
@@ -96,14 +99,16 @@ export async function runEchoClient(options: EchoClientOptions): Promise<EchoRes
         finish(new LabError('ERR_ECHO_MISMATCH', `the echo differs from what was sent at byte ${wrongAt}`));
       }
     });
-    // The server's FIN: it has sent everything it will send.
-    socket.once('end', () => {
-      if (check.complete) finish();
-      else finish(new LabError('ERR_ECHO_INCOMPLETE', `the server closed after echoing ${check.echoedBytes} of ${check.sentBytes} bytes`));
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      const what = error.code === 'ECONNRESET' ? 'the server reset the connection' : `the connection failed (${error.code ?? error.message})`;
-      finish(new LabError('ERR_CONNECTION_LOST', `${what} after ${check.echoedBytes} of ${check.sentBytes} bytes came back`));
+    // The server's FIN (it has sent everything it will send), its RST, or another failure.
+    void conn.ended.then(() => {
+      const traffic = `we sent ${check.sentBytes} bytes and ${check.echoedBytes} came back`;
+      if (conn.serverClose === 'rst') return finish(resetError(conn, { sent: check.sentBytes, received: check.echoedBytes }));
+      if (conn.serverClose !== 'fin') return finish(failedError(conn));
+      // An echo server closes after the client does; one that closes first ended the session
+      // itself (--idle-timeout, a shutdown), like telnet's "Connection closed by foreign host."
+      if (!halfClosed) return finish(new LabError('ERR_SERVER_CLOSED', `the server closed the connection (FIN) before our input ended; ${traffic}`));
+      if (check.complete) return finish();
+      finish(new LabError('ERR_ECHO_INCOMPLETE', `the server closed the connection (FIN) after echoing ${check.echoedBytes} of ${check.sentBytes} bytes`));
     });
   });
 }

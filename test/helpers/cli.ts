@@ -1,4 +1,5 @@
 /** Running the real command-line programs, as a user would, and reading their JSON logs. */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -15,6 +16,15 @@ export interface Finished {
   stdout: string;
   stdoutBytes: Buffer;
   stderr: string;
+}
+
+/** A user mistake: its exit status, and one stderr line that matches, with no stack trace. */
+export function assertOneLineError(result: Finished, exitCode: number, message: RegExp): void {
+  assert.equal(result.code, exitCode, `exit status (stderr: ${result.stderr})`);
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got: ${result.stderr}`);
+  assert.match(lines[0]!, message);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
 }
 
 export interface RunOptions {
@@ -47,6 +57,47 @@ async function finish(child: ChildProcess, input?: Buffer | string): Promise<Fin
 const EVENT_DEADLINE_MS = 10_000;
 /** How long a server may take to exit after a signal (its shutdown deadline, plus slack) before it is killed. */
 const STOP_DEADLINE_MS = 15_000;
+
+export interface StartedProcess {
+  child: ChildProcess;
+  /** The first stderr line (written now or later) that matches; rejects if the process exits first. */
+  stderrLine(pattern: RegExp): Promise<string>;
+  /** Resolves once the process has exited, with everything it wrote. */
+  finished: Promise<Finished>;
+}
+
+/**
+ * Starts a program and leaves its stdin open, for tests that act while it runs: write to
+ * `child.stdin`, wait for what it says on stderr, then see how it ends.
+ */
+export function start(script: string, args: string[]): StartedProcess {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
+  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stdin!.on('error', () => {}); // the program may exit before reading its input
+  const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  const finished = closed.then(([code, signal]) => {
+    const stdoutBytes = Buffer.concat(stdout);
+    return { code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(stderr).toString() };
+  });
+  const stderrLine = (pattern: RegExp): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const look = (): boolean => {
+        const line = Buffer.concat(stderr).toString().split('\n').find((l) => pattern.test(l));
+        if (line !== undefined) resolve(line);
+        return line !== undefined;
+      };
+      if (look()) return;
+      const onData = (): void => void (look() && child.stderr!.off('data', onData));
+      child.stderr!.on('data', onData);
+      void closed.then(() => {
+        if (!look()) reject(new Error(`exited without a stderr line matching ${pattern}: ${Buffer.concat(stderr).toString()}`));
+      });
+    });
+  return { child, stderrLine, finished };
+}
 
 export interface RunningServer {
   child: ChildProcess;
