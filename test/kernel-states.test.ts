@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { platform } from 'node:os';
@@ -12,11 +13,20 @@ import { daytime } from '../src/protocols/daytime.js';
 import { echo } from '../src/protocols/echo.js';
 import { parseProcNetTcp } from '../src/tcp-states/parse.js';
 import { readTcpSockets } from '../src/tcp-states/read.js';
+import { parseSs, parseSsDuration } from '../src/tcp-states/ss.js';
 import { startServerProcess } from './helpers/cli.js';
 import { waitFor } from './helpers/servers.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'kernel states need Linux /proc/net/tcp';
 const DEADLINE_MS = 5000;
+const hasSs = (() => {
+  try {
+    execFileSync('ss', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /** A server on loopback with a reporter that, unless told otherwise, reads the kernel's table however big it is. */
 async function startWithReporter(protocol: typeof daytime, options: KernelStateOptions = {}) {
@@ -182,24 +192,52 @@ test('lab-server daytime logs the kernel state after each close; --no-kernel-sta
   }
 });
 
-test('a huge kernel table (a TIME_WAIT storm) is not printed: the log says why, and no connection is left unaccounted', { skip: linuxOnly }, async () => {
+test('a huge kernel table (a TIME_WAIT storm) is not printed: ss picks out our port, and without ss the report says why', { skip: linuxOnly }, async () => {
   let reads = 0;
   const storm = { sockets: 120_000, timeWait: 119_000 };
-  const { port, events, stop } = await startWithReporter(daytime, {
-    maxTableRows: 10_000,
-    tableSize: async () => storm,
-    read: () => {
-      reads += 1;
-      return readTcpSockets();
-    },
-  });
+  const readProc = () => {
+    reads += 1;
+    return readTcpSockets();
+  };
+  const withSs = await startWithReporter(daytime, { maxTableRows: 10_000, tableSize: async () => storm, read: readProc });
   try {
-    await readUntilServerCloses(port);
-    const skipped = await events.waitFor('kernel-state-skipped');
-    assert.deepEqual(skipped.reason === 'table-size' && [skipped.connections, skipped.tableSockets, skipped.timeWait], [1, storm.sockets, storm.timeWait]);
-    assert.equal(reads, 0, 'the table was not read');
-    assert.equal(events.of('kernel-state').length, 0);
+    await readUntilServerCloses(withSs.port);
+    if (hasSs) assert.equal((await withSs.events.waitFor('kernel-state')).state, 'TIME_WAIT', 'read through ss');
+    else assert.equal((await withSs.events.waitFor('kernel-state-skipped')).reason, 'table-size', 'no ss on this machine');
   } finally {
-    await stop();
+    await withSs.stop();
   }
+  const withoutSs = await startWithReporter(daytime, { maxTableRows: 10_000, tableSize: async () => storm, read: readProc, readFiltered: async () => undefined });
+  try {
+    await readUntilServerCloses(withoutSs.port);
+    const skipped = await withoutSs.events.waitFor('kernel-state-skipped');
+    assert.deepEqual(skipped.reason === 'table-size' && [skipped.connections, skipped.tableSockets, skipped.timeWait], [1, storm.sockets, storm.timeWait]);
+    assert.equal(withoutSs.events.of('kernel-state').length, 0);
+  } finally {
+    await withoutSs.stop();
+  }
+  assert.equal(reads, 0, '/proc/net/tcp was never printed whole');
+});
+
+test('ss rows: states, both families, the wildcard, queues and the TIME_WAIT timer', () => {
+  const rows = parseSs(
+    [
+      'LISTEN    0      511        127.0.0.1:5000       0.0.0.0:*',
+      'LISTEN    0      511            [::1]:5000          [::]:*',
+      'TIME-WAIT 0      0          127.0.0.1:5000     127.0.0.1:40312 timer:(timewait,59sec,0)',
+      'ESTAB     3      0   [::ffff:127.0.0.1]:5000 [::ffff:127.0.0.1]:40314',
+      'FIN-WAIT-2 0     0          127.0.0.1:40316    127.0.0.1:5000 timer:(timewait,5.123ms,0)',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.state, r.family, `${r.local.address}:${r.local.port}`, `${r.remote.address}:${r.remote.port}`, r.rxQueue, r.timer.kind, r.timer.remainingMs]),
+    [
+      ['LISTEN', 4, '127.0.0.1:5000', '0.0.0.0:0', 0, 'none', 0],
+      ['LISTEN', 6, '::1:5000', ':::0', 0, 'none', 0],
+      ['TIME_WAIT', 4, '127.0.0.1:5000', '127.0.0.1:40312', 0, 'time-wait', 59_000],
+      ['ESTABLISHED', 6, '::ffff:127.0.0.1:5000', '::ffff:127.0.0.1:40314', 3, 'none', 0],
+      ['FIN_WAIT2', 4, '127.0.0.1:40316', '127.0.0.1:5000', 0, 'time-wait', 5123],
+    ],
+  );
+  assert.deepEqual(['340ms', '59sec', '1min30sec', '5.123ms'].map(parseSsDuration), [340, 59_000, 90_000, 5123]);
 });

@@ -29,7 +29,7 @@ function commonOptions(y: Argv) {
   return y
     .options({
       host: {
-        type: 'string',
+        ...VALUE_REQUIRED, type: 'string',
         describe: 'Local address to bind; :: serves every interface (IPv6 and IPv4) [default: 127.0.0.1 and ::1, loopback only: this machine alone can connect]',
       },
       udp: { type: 'boolean', describe: 'Also serve UDP, on the same port number (off by default: see the reflection guards in the docs)' },
@@ -49,7 +49,7 @@ function commonOptions(y: Argv) {
         describe: "After each close, log the kernel's TCP state for the socket pair (TIME_WAIT or nothing), read from /proc/net/tcp (Linux); --no-kernel-states turns it off",
       },
       'connection-logs': {
-        type: 'string', default: String(DEFAULT_CONNECTION_LOGS_PER_SECOND), coerce: countOption('connection-logs'),
+        ...NUMBER_VALUE, default: DEFAULT_CONNECTION_LOGS_PER_SECOND, coerce: countOption('connection-logs'),
         describe: 'Log at most this many connections a second in full (after a burst of twice as many); the rest are served and counted; 0 logs every one',
       },
       resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
@@ -59,8 +59,8 @@ function commonOptions(y: Argv) {
         describe: 'Refuse (with RST) connections beyond this many at once',
       },
       'max-per-source': {
-        type: 'string', coerce: positiveIntegerOption('max-per-source'),
-        describe: 'Refuse connections beyond this many from one IP address; others are unaffected [default: a quarter of --max-connections]',
+        ...NUMBER_VALUE, coerce: positiveIntegerOption('max-per-source'), defaultDescription: 'a quarter of --max-connections',
+        describe: 'Refuse connections beyond this many from one IP address; others are unaffected',
       },
       allow: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
       deny: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },

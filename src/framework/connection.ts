@@ -15,7 +15,7 @@
  *
  * Every transition is a `state` event, and the end is a `closed` event saying who closed first.
  * "closed" here is not the kernel's TCP state: the side that closed first keeps the connection in
- * TIME_WAIT for 2×MSL after its descriptor is gone (observers/kernel-states.ts shows it).
+ * TIME_WAIT (60 s on Linux) after its descriptor is gone (observers/kernel-states.ts shows it).
  */
 import type { Socket } from 'node:net';
 import type { Endpoint } from './endpoint.js';

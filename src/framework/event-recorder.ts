@@ -27,22 +27,24 @@ export class EventRecorder {
   }
 
   /**
-   * The first event of `type` for which `where` holds, already seen or still to come.
-   * Rejects after `deadlineMs` with an error that names the event awaited.
+   * The first event of `type` (or of one of several types) for which `where` holds, already seen
+   * or still to come. Rejects after `deadlineMs` with an error that names the event awaited.
    */
-  waitFor<T extends EventType>(type: T, where: (event: EventOf<T>) => boolean = () => true, deadlineMs = DEFAULT_EVENT_DEADLINE_MS): Promise<EventOf<T>> {
-    const seen = this.of(type, where)[0];
+  waitFor<T extends EventType>(type: T | readonly T[], where: (event: EventOf<T>) => boolean = () => true, deadlineMs = DEFAULT_EVENT_DEADLINE_MS): Promise<EventOf<T>> {
+    const types: readonly EventType[] = typeof type === 'string' ? [type] : type;
+    const matches = (event: ServerEvent): event is EventOf<T> => types.includes(event.type) && where(event as EventOf<T>);
+    const seen = this.events.find(matches);
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const waiter = (event: ServerEvent): void => {
-        if (event.type !== type || !where(event as EventOf<T>)) return;
+        if (!matches(event)) return;
         clearTimeout(timer);
         this.waiters.delete(waiter);
-        resolve(event as EventOf<T>);
+        resolve(event);
       };
       const timer = setTimeout(() => {
         this.waiters.delete(waiter);
-        reject(new Error(`no ${type} event within ${deadlineMs / 1000} s (last seen: ${this.events.slice(-10).map((e) => e.type).join(', ') || 'none'})`));
+        reject(new Error(`no ${types.join(' or ')} event within ${deadlineMs / 1000} s (last seen: ${this.events.slice(-10).map((e) => e.type).join(', ') || 'none'})`));
       }, deadlineMs);
       this.waiters.add(waiter);
     });

@@ -116,8 +116,8 @@ export class LabContext {
     return { server, port: server.address().port, events, stop };
   }
 
-  /** The server's first event of `type` (seen already or still to come) for which `where` holds; fails the lab after EVENT_DEADLINE_MS. */
-  event<T extends EventType>(events: EventRecorder, type: T, what: string, where?: (event: EventOf<T>) => boolean): Promise<EventOf<T>> {
+  /** The server's first event of `type` (or types; seen already or still to come) for which `where` holds; fails the lab after EVENT_DEADLINE_MS. */
+  event<T extends EventType>(events: EventRecorder, type: T | readonly T[], what: string, where?: (event: EventOf<T>) => boolean): Promise<EventOf<T>> {
     return events.waitFor(type, where, EVENT_DEADLINE_MS).catch(() => {
       throw this.stuck(what, EVENT_DEADLINE_MS);
     });

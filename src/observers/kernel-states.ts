@@ -6,7 +6,7 @@
  * same stream, so the log (or a lab, or a test) sees them like any other.
  *
  * The application's "closed" is not the kernel's: the side that sent the first FIN keeps the
- * socket pair in TIME_WAIT for 2×MSL after its descriptor is gone. This reporter makes that visible.
+ * socket pair in TIME_WAIT (60 s on Linux) after its descriptor is gone. This reporter makes that visible.
  *
  * Keeping it cheap: every read of /proc/net/tcp makes the kernel print its *whole* socket table,
  * so its cost grows with every socket on the machine, not just ours. So reads are batched (one
@@ -16,15 +16,17 @@
  * MAX_REPORTS_PER_READ connections per read; the rest are counted in a `kernel-state-sampled`
  * event). And two kinds of read are not made at all (a `kernel-state-skipped` event says why):
  * while connections close by the hundred between two reads (MAX_CLOSES_BETWEEN_READS), since the
- * kernel then prints a table that changes under it, which costs ten times as much or more; and
- * when the table is huge (a TIME_WAIT storm: a daytime server closing 20,000 connections a second
- * keeps over 100,000 pairs in TIME_WAIT), which /proc/net/sockstat counts cheaply first. A lab,
- * which has only a few connections to look up, turns that last rule off. Under load the server
- * never waits on this: the reads run beside it, never in its path.
+ * kernel then prints a table that changes under it, which costs ten times as much or more. And
+ * when the table is huge (other programs' sockets, or a TIME_WAIT storm: a daytime server closing
+ * 20,000 connections a second keeps over 100,000 pairs in TIME_WAIT), which /proc/net/sockstat
+ * counts cheaply first, we ask ss(8) instead, which has the kernel filter the table for our port
+ * (tcp-states/ss.ts); only without ss is the read skipped. Under load the server never waits on
+ * this: the reads run beside it, never in its path.
  */
 import type { CloseReport, EventOf, EventSource, EventStream } from '../framework/events.js';
 import { findConnection, type TcpSocketEntry, type TcpState } from '../tcp-states/parse.js';
 import { isTcpStateReadingSupported, readTcpSockets, readTcpTableSize, type TcpTableSize } from '../tcp-states/read.js';
+import { readPortWithSs } from '../tcp-states/ss.js';
 import { formatRemaining } from '../tcp-states/table.js';
 
 /** How long after the close to look: time for the peer's last FIN or ACK to cross loopback. */
@@ -36,9 +38,8 @@ const READ_COST_MULTIPLE = 50;
 /** At most this many connections reported per read; the rest of the batch is counted, not looked up. */
 const MAX_REPORTS_PER_READ = 20;
 /**
- * Above this many sockets in the kernel's table, skip the read: the kernel takes 3-5 µs to print
- * each row, so 20,000 rows cost about 0.1 s of CPU. (Our stress suite's 10,000 connections leave
- * fewer TIME_WAIT pairs than that, so the tests after it still see reports.)
+ * Above this many sockets in the kernel's table, do not print it all from /proc/net/tcp: the
+ * kernel takes 3-5 µs to print each row, so 20,000 rows cost about 0.1 s of CPU. Ask ss instead.
  */
 const MAX_TABLE_ROWS = 20_000;
 /**
@@ -56,7 +57,9 @@ export interface KernelStateOptions {
   maxReportsPerRead?: number;
   /** Reads the kernel's rows between `port` and one of `peerPorts`; injected by tests. Default: readTcpSockets(). */
   read?: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
-  /** Skip reads while the kernel's table has more sockets than this (Infinity: never skip). */
+  /** Reads one port's rows with a filter in the kernel (ss); undefined when it cannot. Injected by tests. */
+  readFiltered?: (port: number) => Promise<TcpSocketEntry[] | undefined>;
+  /** Above this many sockets in the kernel's table, use readFiltered (Infinity: always /proc/net/tcp). */
   maxTableRows?: number;
   /** Skip a read when more connections than this closed since the last one. */
   maxClosesBetweenReads?: number;
@@ -87,7 +90,7 @@ export function explainKernelState(state: TcpState | 'UNKNOWN' | null, report: P
       // soon as it read the line) reached the kernel before ours, so the client holds TIME_WAIT.
       return "nothing left: both sides closed at almost the same moment and the client's FIN reached the kernel first, so in TCP's eyes the client closed first and holds the TIME_WAIT";
     case 'TIME_WAIT':
-      return `TIME_WAIT${left}: the server closed first (active close), so the kernel keeps the pair for 2×MSL to catch stray segments and repeat the last ACK if needed`;
+      return `TIME_WAIT${left}: the server closed first (active close), so the kernel keeps the pair for a while (60 s on Linux; 2×MSL in RFC 793) to catch stray segments and repeat the last ACK if needed`;
     case 'FIN_WAIT1':
       return 'FIN_WAIT1: the server closed first and its FIN is not acknowledged yet';
     case 'FIN_WAIT2':
@@ -114,6 +117,7 @@ export class KernelStateReporter {
   private readonly minReadIntervalMs: number;
   private readonly maxReportsPerRead: number;
   private readonly read: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
+  private readonly readFiltered: (port: number) => Promise<TcpSocketEntry[] | undefined>;
   private readonly maxTableRows: number;
   private readonly maxClosesBetweenReads: number;
   private readonly tableSize: () => Promise<TcpTableSize | undefined>;
@@ -136,6 +140,7 @@ export class KernelStateReporter {
     this.minReadIntervalMs = options.minReadIntervalMs ?? MIN_READ_INTERVAL_MS;
     this.maxReportsPerRead = options.maxReportsPerRead ?? MAX_REPORTS_PER_READ;
     this.read = options.read ?? ((port, peerPorts) => readTcpSockets({ port, peerPorts }));
+    this.readFiltered = options.readFiltered ?? readPortWithSs;
     this.maxTableRows = options.maxTableRows ?? MAX_TABLE_ROWS;
     this.maxClosesBetweenReads = options.maxClosesBetweenReads ?? MAX_CLOSES_BETWEEN_READS;
     this.tableSize = options.tableSize ?? (() => readTcpTableSize());
@@ -196,25 +201,25 @@ export class KernelStateReporter {
     if (closed > this.maxClosesBetweenReads) {
       return this.stream.emit(source, 'kernel-state-skipped', { reason: 'busy', connections: batch.length, closedSinceLastRead: closed, maxClosesBetweenReads: this.maxClosesBetweenReads });
     }
-    if (this.maxTableRows !== Infinity) {
-      const size = await this.tableSize().catch(() => undefined);
-      if (size !== undefined && size.sockets > this.maxTableRows) {
-        return this.stream.emit(source, 'kernel-state-skipped', { reason: 'table-size', connections: batch.length, tableSockets: size.sockets, timeWait: size.timeWait, maxTableRows: this.maxTableRows });
-      }
-    }
+    const size = this.maxTableRows === Infinity ? undefined : await this.tableSize().catch(() => undefined);
+    const huge = size !== undefined && size.sockets > this.maxTableRows;
     const reported = batch.slice(0, this.maxReportsPerRead);
-    this.skipped += batch.length - reported.length;
     let entries: TcpSocketEntry[] = [];
     try {
-      // Only the rows of the pairs we report: our port at one end, a reported client's at the other.
       for (const port of new Set(reported.map((c) => c.local.port))) {
+        // Only the rows of the pairs we report: our port at one end, a reported client's at the other.
         const peers = reported.filter((c) => c.local.port === port).map((c) => c.remote.port);
-        entries = entries.concat(await this.read(port, peers));
+        const rows = huge ? await this.readFiltered(port) : await this.read(port, peers);
+        if (rows === undefined) {
+          return this.stream.emit(source, 'kernel-state-skipped', { reason: 'table-size', connections: batch.length, tableSockets: size!.sockets, timeWait: size!.timeWait, maxTableRows: this.maxTableRows });
+        }
+        entries = entries.concat(rows);
       }
       this.lastReadCostMs = performance.now() - this.lastReadAt;
     } catch (error) {
       return this.stream.emit(source, 'kernel-state-failed', { message: (error as Error).message });
     }
+    this.skipped += batch.length - reported.length;
     for (const conn of reported) {
       const { closedBy, how } = conn;
       this.stream.emit(sourceOf(conn), 'kernel-state', { conn: conn.conn, local: conn.local, remote: conn.remote, closedBy, how, ...kernelStateOf(entries, conn) });

@@ -198,8 +198,8 @@ export class LogObserver {
           : [
               { reason: event.reason, connections: event.connections, tableSockets: event.tableSockets, timeWait: event.timeWait, maxTableRows: event.maxTableRows },
               `kernel states: not looked up for ${event.connections} closed connection(s): the kernel holds ${event.tableSockets} TCP sockets ` +
-                `(${event.timeWait} in TIME_WAIT), and printing more than ${event.maxTableRows} of them from /proc/net/tcp after each close ` +
-                'would cost more than serving; `ss -s` counts them, `lab-server states` lists them',
+                `(${event.timeWait} in TIME_WAIT); printing more than ${event.maxTableRows} of them from /proc/net/tcp after each close ` +
+                'would cost more than serving, and ss(8), which has the kernel pick out our port, is not installed (Debian: apt install iproute2)',
             ];
       case 'kernel-state-failed':
         return [{ error: event.message }, `could not read the kernel's TCP states: ${event.message}`];

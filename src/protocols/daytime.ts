@@ -2,8 +2,9 @@
  * RFC 867 Daytime: on connect, send the date and time as a line of text, then close.
  *
  * What it teaches: the active close. The server closes first, so the server's end of the
- * socket pair goes FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT and stays there for 2×MSL
- * (60 s on Linux), while the client's end just closes. `lab-server states` shows it.
+ * socket pair goes FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT and stays there for 60 s (Linux's fixed
+ * TIME_WAIT; RFC 793 says 2×MSL), while the client's end just closes. `lab-server states` shows it.
+ * `conn.close(line)` writes the line and closes in one step; the framework reports it as `sent`.
  */
 import { formatAsctime } from './asctime.js';
 import { defineProtocol } from '../framework/protocol.js';

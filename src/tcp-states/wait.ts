@@ -44,7 +44,8 @@ export async function waitForTcpSocket(
   matches: (entry: TcpSocketEntry | undefined) => boolean,
   options: WaitForStateOptions = {},
 ): Promise<Sighting> {
-  const { deadlineMs = STATE_DEADLINE_MS, intervalMs = POLL_INTERVAL_MS, read = () => readTcpSockets() } = options;
+  // Only the rows of this pair are decoded: on a busy host the table holds tens of thousands.
+  const { deadlineMs = STATE_DEADLINE_MS, intervalMs = POLL_INTERVAL_MS, read = () => readTcpSockets({ port: local.port, peerPorts: [remote.port] }) } = options;
   const start = performance.now();
   // Bounded by the deadline: at most deadlineMs / intervalMs reads.
   for (;;) {
