@@ -6,6 +6,7 @@ import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
 import { LabError, usageError } from '../errors.js';
 import { findLab, labs } from '../labs/index.js';
 import { runLab } from '../labs/runner.js';
+import { colourMarks, wantsColour, wrapText } from './terminal.js';
 import { closest } from './suggest.js';
 
 const labNames = labs.map((lab) => lab.name).join(', ');
@@ -22,6 +23,14 @@ type LabArguments = Awaited<ReturnType<typeof builder>['argv']>;
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
+/** The narration, for a person: wrapped at the terminal's width, the ✓ and ✗ in colour. */
+function narrate(line: string): void {
+  const width = process.stdout.isTTY ? process.stdout.columns : undefined;
+  const indent = `${/^ */.exec(line)![0]}  `;
+  const wrapped = width === undefined ? line : wrapText(line, width, indent);
+  say(wantsColour(process.stdout) ? colourMarks(wrapped) : wrapped);
+}
+
 async function lab({ name, list }: ArgumentsCamelCase<LabArguments>): Promise<void> {
   if (list) {
     const width = Math.max(...labs.map((l) => l.name.length));
@@ -34,7 +43,7 @@ async function lab({ name, list }: ArgumentsCamelCase<LabArguments>): Promise<vo
     const meant = closest(name, labs.map((l) => l.name));
     throw usageError('ERR_UNKNOWN_LAB', `unknown lab ${JSON.stringify(name)}: ${meant === undefined ? `choose one of ${labNames}` : `did you mean ${meant}? (lab-server lab --list lists them)`}`);
   }
-  const result = await runLab(chosen, { write: say });
+  const result = await runLab(chosen, { write: narrate });
   if (!result.passed) {
     throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (see the ✗ lines above)`);
   }

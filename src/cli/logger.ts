@@ -4,6 +4,10 @@
  */
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { wantsColour, wrapText } from './terminal.js';
+
+/** What pino-pretty writes before each message: `[HH:MM:ss.mmm] LEVEL: `, as wide as for INFO and WARN. */
+const PRETTY_PREFIX = '[00:00:00.000] INFO: ';
 
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -16,12 +20,18 @@ export const defaultLogFormat = (): LogFormat => (process.stdout.isTTY ? 'pretty
 export function createLogger(format: LogFormat, level: LogLevel): Logger {
   if (format === 'pretty') {
     // The message says it all for a person; the structured fields stay in the JSON format.
+    const width = process.stdout.isTTY ? process.stdout.columns : undefined;
     const stream = pretty({
       sync: true,
-      colorize: process.stdout.isTTY,
+      colorize: wantsColour(process.stdout),
       translateTime: 'SYS:HH:MM:ss.l',
       hideObject: true,
-      messageFormat: '{if service}[{service}] {end}{msg}', // `lab-server all` tags lines by service
+      messageFormat: (line, messageKey) => {
+        // `lab-server all` tags lines by service.
+        const text = `${line.service === undefined ? '' : `[${String(line.service)}] `}${String(line[messageKey])}`;
+        // A long explanation wraps between words, under the start of the message.
+        return width === undefined ? text : wrapText(text, Math.max(40, width - PRETTY_PREFIX.length), ' '.repeat(PRETTY_PREFIX.length));
+      },
     });
     return pino({ level, base: undefined }, stream);
   }
