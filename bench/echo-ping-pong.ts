@@ -13,7 +13,6 @@ const echoPingPong = (connections: number): Scenario => ({
   name: `echo-ping-pong-${connections}`,
   summary: `echo, ${connections} connection${connections > 1 ? 's' : ''}, 64-byte lines one at a time: round trips/s, p50/p99 latency`,
   protocol: 'echo',
-  labServerFlags: connections > 64 ? ['--max-per-source', String(connections)] : [],
   metric: { name: 'round trips', unit: 'rt/s' },
   operation: { name: 'round trip', perUnit: 1 },
   target: { kind: 'min-ratio', value: 0.9 },

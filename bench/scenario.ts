@@ -47,8 +47,8 @@ export interface Scenario {
   protocol: ProtocolName;
   /**
    * Flags lab-server needs for this load beyond its defaults: its connection limits
-   * (--max-connections 1024, --max-per-source 64) would otherwise refuse the clients,
-   * which all come from 127.0.0.1.
+   * (--max-connections 1024, --max-per-source a quarter of that) would otherwise refuse a load
+   * of more clients, which all come from 127.0.0.1.
    */
   labServerFlags?: readonly string[];
   /** Environment variables for both servers alike (say, malloc tunables): a controlled condition, not a flag. */
