@@ -250,5 +250,14 @@ ${markdownTable(rows)}
 Targets (issue 6): echo bulk ratio ≥ 0.95, echo ping-pong ratio ≥ 0.90, daytime connections/s ratio ≥ 0.90,
 memory per idle connection ratio ≤ 1.5, slow-reader RSS growth < 16 MB.
 ${failed.length === 0 ? 'All targets met in this run.' : `Not met in this run: ${failed.join(', ')}.`}
-`;
+${keptNotes()}`;
+}
+
+/** What costs what, and what changes measured: written by hand below a marker, kept when the report is rewritten. */
+const NOTES_MARKER = '<!-- notes: written by hand, kept by bench/run.ts -->';
+
+function keptNotes(): string {
+  const previous = readFileSync(DEFAULT_REPORT, 'utf8');
+  const at = previous.indexOf(NOTES_MARKER);
+  return at === -1 ? '' : `\n${previous.slice(at)}`;
 }

@@ -1,6 +1,7 @@
 /** End to end: the real lab-server and lab-client programs, as a user runs them. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -152,5 +153,25 @@ test('--version prints the package version, for both programs', async () => {
     const result = await run(program, ['--version']);
     assert.equal(result.code, 0);
     assert.equal(result.stdout, `${version}\n`);
+  }
+});
+
+test('lab-server echo with its default flags serves 100 concurrent connections from one address, and only on loopback', async () => {
+  const server = await startServerProcess(['echo']);
+  try {
+    assert.deepEqual(server.lines.filter((l) => l.event === 'listening').map((l) => l.address).slice(0, 1), ['127.0.0.1'], 'loopback, not every interface');
+    const clients = await Promise.all(Array.from({ length: 100 }, () => connect(server.port)));
+    const echoes = await Promise.all(
+      clients.map(async (client, i) => {
+        const echoed = once(client, 'data', { signal: AbortSignal.timeout(10_000) });
+        client.write(`${i}\n`);
+        return String(((await echoed) as [Buffer])[0]);
+      }),
+    );
+    assert.deepEqual(echoes, clients.map((_, i) => `${i}\n`), 'every one echoed: none refused');
+    assert.equal(server.lines.filter((l) => l.event === 'refused').length, 0);
+    for (const client of clients) client.destroy();
+  } finally {
+    assert.equal((await server.stop()).code, 0);
   }
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { escapeForLog } from '../src/framework/escape.js';
+import { escapeForLog, escapeText } from '../src/framework/escape.js';
 
 const escape = (bytes: number[] | string): string => escapeForLog(typeof bytes === 'string' ? Buffer.from(bytes) : Buffer.from(bytes));
 
@@ -38,4 +38,9 @@ test('no byte value survives unescaped as a control character', () => {
   const everyByte = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
   const text = escapeForLog(everyByte);
   assert.doesNotMatch(text, /[\u0000-\u001f\u007f-\u009f]/);
+});
+
+test('escapeText: a plain ASCII string as it is; anything else as its UTF-8 bytes would be', () => {
+  assert.equal(escapeText('Sun Nov  1 09:05:03 2026'), 'Sun Nov  1 09:05:03 2026');
+  assert.equal(escapeText('a\x1b[2Jb é\\'), 'a\\x1b[2Jb é\\\\');
 });

@@ -9,7 +9,6 @@ import { once } from 'node:events';
 import { openSync, closeSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { AccessControl } from '../src/framework/access-control.js';
 import { DatagramServer } from '../src/framework/datagram-server.js';
 import { EventRecorder } from '../src/framework/event-recorder.js';
@@ -20,6 +19,7 @@ import { LogObserver } from '../src/observers/log.js';
 import { chargen } from '../src/protocols/chargen.js';
 import { daytime } from '../src/protocols/daytime.js';
 import { echo } from '../src/protocols/echo.js';
+import { captureLog } from './helpers/capture-log.js';
 import { connect, echoRoundTrip, readAll, startServer } from './helpers/servers.js';
 
 /** An event without its timestamps, for comparing sequences. */
@@ -108,8 +108,8 @@ test('a UDP datagram: one datagram event with both ends and the sizes', async (t
 
 test('a connection the log did not sample still has its socket pair in its closed event', async (t) => {
   const stream = new EventStream();
-  const lines: Record<string, unknown>[] = [];
-  new LogObserver(stream, pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) }), { connectionsPerSecond: 1 });
+  const log = captureLog('info');
+  new LogObserver(stream, log.logger, { connectionsPerSecond: 1 });
   const { server, port, events, closed } = await startServer(echo, { events: stream });
   t.after(() => server.close(0));
   const clients = [await connect(port), await connect(port), await connect(port)];
@@ -118,8 +118,8 @@ test('a connection the log did not sample still has its socket pair in its close
   await Promise.all([closed(1), closed(2)]);
   const { local, remote } = await closed(3);
   assert.deepEqual({ local, remote }, third);
-  assert.equal(lines.filter((line) => line.conn === 3).length, 0, 'connection 3 was over the log budget (a burst of 2)');
-  assert.equal(lines.filter((line) => line.event === 'closed').length, 2);
+  assert.equal(log.lines.filter((line) => line.conn === 3).length, 0, 'connection 3 was over the log budget (a burst of 2)');
+  assert.equal(log.events('closed').length, 2);
   assert.equal(events.of('closed').length, 3);
 });
 
@@ -196,10 +196,10 @@ test('a protocol whose UDP handler throws loses that datagram, and answers the n
 const lingering = defineProtocol({ ...fragile, name: 'lingering', createHandlers: () => ({ tcp: ({ socket }) => void socket.resume() }) });
 
 test('lifecycle: peer-closed → closing when the server ends a connection whose client has half-closed', async (t) => {
-  const { server, port, states, closed } = await startServer(lingering);
+  const { server, port, events, states, closed } = await startServer(lingering);
   const client = await connect(port);
   client.end();
-  await waitForState(states, 1, 'peer-closed');
+  await events.waitFor('state', (e) => e.to === 'peer-closed');
   await server.close(0);
   t.after(() => client.destroy());
   // The client still closed first (its FIN); the server's ending is the transition to closing.
@@ -227,15 +227,6 @@ test('lifecycle: active → closed when the client resets', async (t) => {
   assert.equal((await closed(1)).how, 'rst');
   assert.deepEqual(states(1), ['accepted', 'active', 'closed']);
 });
-
-async function waitForState(states: (id: number) => string[], id: number, state: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  // The state change is an event, but it may be past already: poll the record.
-  while (!states(id).includes(state)) {
-    if (Date.now() > deadline) throw new Error(`connection ${id} never reached ${state}: ${states(id).join(' → ')}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 test("--idle-timeout counts the client's silence: a chargen client that only reads is timed out", async (t) => {
   const { server, port, events, closed } = await startServer(chargen, { idleTimeoutMs: 300 });

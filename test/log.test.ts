@@ -4,31 +4,30 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pino } from 'pino';
+import type { pino } from 'pino';
 import type { Endpoint } from '../src/framework/endpoint.js';
 import { EventStream, type Clock } from '../src/framework/events.js';
 import { LINES_REPORTED_PER_CONNECTION } from '../src/framework/messages.js';
 import { LogObserver, type LogObserverOptions } from '../src/observers/log.js';
 import { echo } from '../src/protocols/echo.js';
+import { captureLog } from './helpers/capture-log.js';
 import { echoRoundTrip, startServer } from './helpers/servers.js';
-
-type Line = Record<string, unknown> & { msg: string; event: string };
 
 /** A stream on a clock the test sets, a log observer on it, and the lines it writes. */
 function observe(options: LogObserverOptions = {}, level: pino.LevelWithSilent = 'info') {
   let nowMs = 0;
   const clock: Clock = { monotonicMs: () => nowMs, wallMs: () => 1_800_000_000_000 + nowMs };
   const stream = new EventStream(clock);
-  const lines: Line[] = [];
-  const observer = new LogObserver(stream, pino({ level, base: undefined }, { write: (text: string) => void lines.push(JSON.parse(text) as Line) }), options);
+  const log = captureLog(level);
+  const observer = new LogObserver(stream, log.logger, options);
   return {
     stream,
-    lines,
+    lines: log.lines,
     observer,
     tcp: stream.forService('echo', 'tcp'),
     udp: stream.forService('echo', 'udp'),
     at: (ms: number) => (nowMs = ms),
-    of: (event: string) => lines.filter((line) => line.event === event),
+    of: (event: string) => log.events(event),
   };
 }
 

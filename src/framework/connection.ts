@@ -19,7 +19,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Endpoint } from './endpoint.js';
-import { escapeForLog } from './escape.js';
+import { escapeForLog, escapeText } from './escape.js';
 import type { CloseReport, ConnectionState, EventFields, ServerCloseReason, ServiceEvents } from './events.js';
 import { IGNORE_LINES, LineSplitter, type LineReporter } from './messages.js';
 
@@ -163,10 +163,13 @@ export class Connection {
   private send(bytes: Buffer | string): void {
     this.socket.write(bytes);
     if (!this.events.wants('sent')) return;
-    const data = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
     // The text without its line ending, as a person reads it: `Sun Nov  1 09:05:03 2026`.
-    const end = data.at(-1) === 0x0a ? (data.at(-2) === 0x0d ? -2 : -1) : data.length;
-    this.emit('sent', { text: escapeForLog(data.subarray(0, end)), bytes: data.length });
+    if (typeof bytes === 'string') {
+      this.emit('sent', { text: escapeText(bytes.replace(/\r?\n$/, '')), bytes: Buffer.byteLength(bytes) });
+    } else {
+      const end = bytes.at(-1) === 0x0a ? (bytes.at(-2) === 0x0d ? -2 : -1) : bytes.length;
+      this.emit('sent', { text: escapeForLog(bytes.subarray(0, end)), bytes: bytes.length });
+    }
   }
 
   private noteClose(closedBy: 'server' | 'client', how: 'fin' | 'rst', reason?: ServerCloseReason): void {

@@ -45,6 +45,11 @@ function decodeUtf8At(bytes: Uint8Array, at: number): { codePoint: number; lengt
 /** Printable ASCII only: nothing to escape (the common case, checked first because it is cheap). */
 const PLAIN_ASCII = /^[\x20-\x5b\x5d-\x7e]*$/;
 
+/** Makes text safe to log; a string is escaped as its UTF-8 bytes would be. */
+export function escapeText(text: string): string {
+  return PLAIN_ASCII.test(text) ? text : escapeForLog(Buffer.from(text));
+}
+
 /** Makes client bytes safe to log: see the comment at the top of this file. */
 export function escapeForLog(bytes: Uint8Array): string {
   const latin1 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');

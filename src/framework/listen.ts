@@ -84,16 +84,20 @@ async function open<Handle>(on: ListenOn<Handle>, kind: SocketKind<Handle>): Pro
   }
 }
 
+/** Calls `start(done)` on a socket and resolves once it calls `done`, or rejects with the socket's first error. */
+function started<Handle extends net.Server | dgram.Socket>(handle: Handle, start: (done: () => void) => void): Promise<Handle> {
+  return new Promise((resolve, reject) => {
+    handle.once('error', reject);
+    start(() => {
+      handle.off('error', reject);
+      resolve(handle);
+    });
+  });
+}
+
 /** The TCP listening sockets for `on`. `create` makes a net.Server set up the way the caller serves. */
 export function openTcpListeners(on: ListenOn<net.Server>, create: () => net.Server): Promise<Bound<net.Server>[]> {
-  const listen = (server: net.Server, options: net.ListenOptions): Promise<net.Server> =>
-    new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options, () => {
-        server.off('error', reject);
-        resolve(server);
-      });
-    });
+  const listen = (server: net.Server, options: net.ListenOptions): Promise<net.Server> => started(server, (done) => server.listen(options, done));
   return open(on, {
     bind: (host, port) => listen(create(), { host, port }),
     fromDescriptor: (fd) =>
@@ -111,14 +115,7 @@ export function openTcpListeners(on: ListenOn<net.Server>, create: () => net.Ser
 
 /** The UDP sockets for `on`. `create` makes a dgram.Socket of the right family. */
 export function openUdpSockets(on: ListenOn<dgram.Socket>, create: (type: dgram.SocketType) => dgram.Socket): Promise<Bound<dgram.Socket>[]> {
-  const bind = (socket: dgram.Socket, options: dgram.BindOptions): Promise<dgram.Socket> =>
-    new Promise((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(options, () => {
-        socket.off('error', reject);
-        resolve(socket);
-      });
-    });
+  const bind = (socket: dgram.Socket, options: dgram.BindOptions): Promise<dgram.Socket> => started(socket, (done) => socket.bind(options, done));
   return open(on, {
     // An IPv6 socket (ipv6Only off) receives IPv4 datagrams too, as a `::` TCP listener does.
     bind: (host, port) => bind(create(net.isIPv6(host) ? 'udp6' : 'udp4'), { address: host, port }),

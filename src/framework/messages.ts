@@ -47,6 +47,7 @@ export class LineSplitter implements LineReporter {
   constructor(private readonly report: (line: LinePreview) => void) {}
 
   push(chunk: Buffer): void {
+    if (!this.wantsMore()) return; // done looking: the rest of the stream passes unexamined
     let start = 0;
     for (let newline = chunk.indexOf(0x0a); newline !== -1 && this.wantsMore(); newline = chunk.indexOf(0x0a, start)) {
       this.keep(chunk.subarray(start, newline));

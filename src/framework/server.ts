@@ -108,12 +108,14 @@ export class LabServer {
   /** Iterative mode: the connection being served, and those accepted behind it. */
   private serving?: Connection;
   private readonly waiting: Connection[] = [];
+  private readonly closePolicy: ClosePolicy;
 
   constructor(private readonly options: ServerOptions) {
     this.protocol = options.protocol;
     this.events = (options.events ?? new EventStream()).forService(options.protocol.name, 'tcp');
     const maxConnections = options.limits?.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.limits = { maxConnections, maxPerSource: options.limits?.maxPerSource ?? defaultMaxPerSource(maxConnections) };
+    this.closePolicy = options.closePolicy ?? ORDERLY_CLOSE;
     // Every connection of a long-lived protocol (chargen) listens for the shutdown: no leak warning.
     setMaxListeners(0, this.shutdown.signal);
     const context = { now: options.now ?? (() => new Date()), shutdown: this.shutdown.signal };
@@ -197,7 +199,7 @@ export class LabServer {
     if (refusal !== undefined) return this.refuse(socket, local, remote, refusal);
     countSource(this.perSource, source, +1);
     const id = this.events.stream.nextConnectionId();
-    const conn = new Connection(id, socket, local, remote, this.events, this.options.closePolicy ?? ORDERLY_CLOSE, (c, from, to) => this.onStateChange(c, from, to));
+    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange);
     this.connections.add(conn);
     this.totals.connections += 1;
     conn.emit('accepted', {});
@@ -240,7 +242,7 @@ export class LabServer {
     }
   }
 
-  private onStateChange(conn: Connection, _from: ConnectionState, to: ConnectionState): void {
+  private readonly onStateChange = (conn: Connection, _from: ConnectionState, to: ConnectionState): void => {
     if (to !== 'closed') return;
     this.forget(conn);
     if (conn === this.serving) {
@@ -248,7 +250,7 @@ export class LabServer {
       const next = this.waiting.shift();
       if (next !== undefined) this.start(next);
     }
-  }
+  };
 
   private forget(conn: Connection): void {
     this.totals.bytesIn += conn.socket.bytesRead;

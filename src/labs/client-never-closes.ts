@@ -7,14 +7,13 @@
  * RST instead of FIN (RFC 1122 §4.2.2.13; Linux: __tcp_close in net/ipv4/tcp.c, "data was
  * lost"). The second half shows that with a client that exits before reading its line.
  */
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { LabError } from '../errors.js';
 import { formatSocketPair, socketEnds } from '../framework/endpoint.js';
 import { bothEnds, LAB_HOST } from './context.js';
 import { startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
-import { reportSkipped, runPythonJson } from './python.js';
+import { reportSkipped, servePythonClient } from './python.js';
 
 /** The project's own client program, run as a separate process so that it can exit. */
 const LAB_CLIENT = fileURLToPath(new URL('../cli/lab-client.js', import.meta.url));
@@ -69,21 +68,9 @@ export const clientNeverCloses: Lab = {
 
     ctx.step('Now a client that exits with bytes unread. A plain server writes a line and keeps its socket open;');
     ctx.say('the client (python3) connects, waits until the line has arrived, and exits without reading it or calling close().');
-    const server = net.createServer();
-    ctx.defer(() => new Promise((resolve) => server.close(resolve)));
-    server.listen({ host: LAB_HOST, port: 0 });
-    await ctx.until(server, 'listening', 'the server to listen');
-    const serverPort = (server.address() as net.AddressInfo).port;
-    const accepted = ctx.until<[net.Socket]>(server, 'connection', 'the client to connect');
-    accepted.catch(() => undefined); // when python3 is missing, nobody connects and nobody awaits this
-    const exiting = runPythonJson<{ local: [string, number]; unread: number }>(ctx, EXIT_UNREAD, [LAB_HOST, String(serverPort), '5000']);
-    const first = await Promise.race([accepted.then(([socket]) => ({ socket })), exiting.then((result) => ({ result }))]);
-    if ('result' in first) {
-      if (!first.result.ran) return reportSkipped(ctx, 'exit-unread', 'exit with unread data', first.result.why);
-      throw new LabError('ERR_LAB_SCRIPT', 'the client finished before the server accepted it');
-    }
-    const { socket } = first;
-    ctx.defer(() => socket.destroy());
+    const peer = await servePythonClient<{ local: [string, number]; unread: number }>(ctx, EXIT_UNREAD, ['5000'], { id: 'exit-unread', subject: 'exit with unread data' });
+    if (peer === undefined) return;
+    const { socket, client: exiting } = peer;
     // How the server's socket ends: an error (a reset) or an end of file (a FIN).
     const ended = new Promise<string>((resolve) => {
       socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));

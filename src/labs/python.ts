@@ -7,8 +7,9 @@
  * When python3 is not installed, the step says so and is skipped: it is reported, never passed.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { LabError } from '../errors.js';
-import type { LabContext } from './context.js';
+import { LAB_HOST, type LabContext } from './context.js';
 
 export const PYTHON = 'python3';
 
@@ -72,6 +73,41 @@ export async function startPython<T>(ctx: LabContext, script: string, args: read
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ran: false, why: `${PYTHON} is not installed` };
     throw error;
   }
+}
+
+/** A plain node:net server's side of the connection a python3 client made, and the client's outcome. */
+export interface PythonPeer<T> {
+  /** The server's socket: what it sees (data, an end of file, a reset) is what the lab checks. */
+  socket: net.Socket;
+  /** The client script's JSON, once it has finished. */
+  client: Promise<PythonResult<T>>;
+}
+
+/**
+ * A plain node:net server on loopback (no protocol, no framework: the lab drives the socket by
+ * hand), and `script` run as its client with `[host, port, ...args]`. Resolves once the server
+ * has accepted the client, or with undefined after reporting the step skipped when python3 is
+ * missing (`skip` names it).
+ */
+export async function servePythonClient<T>(ctx: LabContext, script: string, args: readonly string[], skip: { id: string; subject: string }): Promise<PythonPeer<T> | undefined> {
+  const server = net.createServer();
+  ctx.defer(() => new Promise((resolve) => server.close(resolve)));
+  server.listen({ host: LAB_HOST, port: 0 });
+  await ctx.until(server, 'listening', 'the server to listen');
+  const { port } = server.address() as net.AddressInfo;
+  const accepted = ctx.until<[net.Socket]>(server, 'connection', 'the client to connect');
+  accepted.catch(() => undefined); // when python3 is missing, nobody connects and nobody awaits this
+  const client = runPythonJson<T>(ctx, script, [LAB_HOST, String(port), ...args]);
+  const first = await Promise.race([accepted.then(([socket]) => ({ socket })), client.then((result) => ({ result }))]);
+  if ('result' in first) {
+    if (!first.result.ran) {
+      reportSkipped(ctx, skip.id, skip.subject, first.result.why);
+      return undefined;
+    }
+    throw new LabError('ERR_LAB_SCRIPT', 'the client finished before the server accepted it');
+  }
+  ctx.defer(() => first.socket.destroy());
+  return { socket: first.socket, client };
 }
 
 /** Records a step that could not run, with the reason. A report, so it neither passes nor fails. */

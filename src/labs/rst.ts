@@ -13,7 +13,6 @@
  * before its connect() has finished, reports only the failed connect (step 4 shows why).
  * The server of the last step is a plain node:net server, so that the lab holds its socket.
  */
-import net from 'node:net';
 import { LabError } from '../errors.js';
 import { formatSocketPair, socketEnds, type Endpoint } from '../framework/endpoint.js';
 import { findConnection } from '../tcp-states/parse.js';
@@ -21,7 +20,7 @@ import { readTcpSockets } from '../tcp-states/read.js';
 import { bothEnds, LAB_HOST } from './context.js';
 import { startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
-import { reportSkipped, runPythonJson } from './python.js';
+import { reportSkipped, runPythonJson, servePythonClient } from './python.js';
 
 /** How long a reader waits for the reset before it gives up (python's poll() takes milliseconds). */
 const RESET_DEADLINE_MS = 5000;
@@ -164,21 +163,9 @@ export const rst: Lab = {
     ctx.say('libuv finishes a connect() this way; when the RST is already in, Node reports "connect ECONNRESET" and never reads the line.');
 
     ctx.step(`What the reset throws away: a plain server writes ${WRITTEN} bytes to a client that reads nothing, then resets.`);
-    const server = net.createServer();
-    ctx.defer(() => new Promise((resolve) => server.close(resolve)));
-    server.listen({ host: LAB_HOST, port: 0 });
-    await ctx.until(server, 'listening', 'the server to listen');
-    const serverPort = (server.address() as net.AddressInfo).port;
-    const accepted = ctx.until<[net.Socket]>(server, 'connection', 'the client to connect');
-    accepted.catch(() => undefined); // when python3 is missing, nobody connects and nobody awaits this
-    const draining = runPythonJson<ReaderReport>(ctx, READER, [LAB_HOST, String(serverPort), 'drain', String(RESET_DEADLINE_MS)]);
-    const first = await Promise.race([accepted.then(([socket]) => ({ socket })), draining.then((result) => ({ result }))]);
-    if ('result' in first) {
-      if (!first.result.ran) return reportSkipped(ctx, 'discard', 'what a reset throws away', first.result.why);
-      throw new LabError('ERR_LAB_SCRIPT', 'the client finished before the server accepted it');
-    }
-    const { socket } = first;
-    ctx.defer(() => socket.destroy());
+    const peer = await servePythonClient<ReaderReport>(ctx, READER, ['drain', String(RESET_DEADLINE_MS)], { id: 'discard', subject: 'what a reset throws away' });
+    if (peer === undefined) return;
+    const { socket, client: draining } = peer;
     // The server's own view of the pair (getsockname, getpeername); the client's is its mirror.
     const { local: serverEnd, remote: clientEnd } = socketEnds(socket);
     const pair = bothEnds(clientEnd, serverEnd);

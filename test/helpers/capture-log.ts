@@ -18,7 +18,7 @@ export interface CapturedLog {
 
 export function captureLog(level: pino.LevelWithSilent = 'debug'): CapturedLog {
   const lines: LogLine[] = [];
-  const logger = pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+  const logger = pino({ level, base: undefined }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
   return {
     logger,
     lines,
