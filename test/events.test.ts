@@ -331,3 +331,23 @@ test('an event nobody listens to is not built: wants() is false until someone su
   unsubscribe();
   assert.equal(stream.wants('closed'), false);
 });
+
+test('an observer that throws does not stop the other observers, and its error is thrown again from the event loop', () => {
+  const stream = new EventStream();
+  const seen: string[] = [];
+  stream.on('draining', () => {
+    throw new Error('observer bug');
+  });
+  stream.on('draining', (event) => void seen.push(event.type));
+  const deferred: (() => void)[] = [];
+  const queue = globalThis.queueMicrotask;
+  globalThis.queueMicrotask = (callback) => void deferred.push(callback);
+  try {
+    stream.forService('echo', 'tcp').emit('draining', { open: 1, deadlineMs: 0 });
+  } finally {
+    globalThis.queueMicrotask = queue;
+  }
+  assert.deepEqual(seen, ['draining'], 'the next observer still saw the event');
+  assert.equal(deferred.length, 1);
+  assert.throws(() => deferred[0]!(), /observer bug/, 'the bug is not swallowed');
+});

@@ -29,8 +29,11 @@ export function createLogger(format: LogFormat, level: LogLevel): Logger {
       messageFormat: (line, messageKey) => {
         // `lab-server all` tags lines by service.
         const text = `${line.service === undefined ? '' : `[${String(line.service)}] `}${String(line[messageKey])}`;
-        // A long explanation wraps between words, under the start of the message.
-        return width === undefined ? text : wrapText(text, Math.max(40, width - PRETTY_PREFIX.length), ' '.repeat(PRETTY_PREFIX.length));
+        // A long explanation wraps between words, under the start of the message: wrapped as if
+        // the prefix were part of the line, which it is on the screen.
+        if (width === undefined) return text;
+        const margin = ' '.repeat(PRETTY_PREFIX.length);
+        return wrapText(margin + text, Math.max(width, 2 * margin.length), margin).slice(margin.length);
       },
     });
     return pino({ level, base: undefined }, stream);

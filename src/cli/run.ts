@@ -17,6 +17,12 @@ export async function runCli(program: string, main: () => Promise<number | void>
     if (error.code !== 'EPIPE') throw error;
     process.exit(process.exitCode ?? ExitCode.ok);
   });
+  // A bug that escapes every handler (say, a log observer that throws) ends the program the same
+  // documented way as one main() throws: one line asking for a report, and exit status 70.
+  process.once('uncaughtException', (error) => {
+    reportInternalError(program, error);
+    process.exit(ExitCode.software);
+  });
   try {
     const status = await main();
     if (typeof status === 'number') process.exitCode = status;
@@ -25,11 +31,15 @@ export async function runCli(program: string, main: () => Promise<number | void>
       process.stderr.write(`${program}: ${error.message}\n`);
       process.exitCode = error.exitCode;
     } else {
-      const detail = error instanceof Error ? error.stack ?? error.message : String(error);
-      process.stderr.write(`${program}: internal error (please report it): ${detail}\n`);
+      reportInternalError(program, error);
       process.exitCode = ExitCode.software;
     }
   }
+}
+
+function reportInternalError(program: string, error: unknown): void {
+  const detail = error instanceof Error ? error.stack ?? error.message : String(error);
+  process.stderr.write(`${program}: internal error (please report it): ${detail}\n`);
 }
 
 /** The part of yargs' option table that usage errors look at (`yargs.getOptions()`). */

@@ -159,8 +159,10 @@ interface RunningService {
 async function serve(services: Service[], args: CommonArguments): Promise<void> {
   const logger = createLogger(args.logFormat, args.logLevel);
   // Tuning for the whole process, as a daemon's main() does: descriptors, then the C heap.
-  const socketsPerService = (args.udpOnly ? 0 : 1) + (args.udp || args.udpOnly ? 1 : 0);
-  fitConnectionsToDescriptors(args, logger, services.length * socketsPerService * (args.host === undefined ? LOOPBACK_ADDRESSES.length : 1));
+  const addresses = args.host === undefined ? LOOPBACK_ADDRESSES.length : 1;
+  const tcpServices = args.udpOnly ? 0 : services.length;
+  const udpServices = args.udp || args.udpOnly ? services.length : 0;
+  fitConnectionsToDescriptors(args, logger, { tcpServices, listeningSockets: (tcpServices + udpServices) * addresses });
   raiseMallocThresholds();
   // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
   const stopRequested = shutdownSignal(logger);
@@ -220,16 +222,21 @@ async function startUdp(service: Service, args: CommonArguments, events: EventSt
   return server;
 }
 
-/** Lowers --max-connections (and says so) if the descriptor limit could not hold that many. */
-function fitConnectionsToDescriptors(args: CommonArguments, logger: Logger, sockets: number): void {
+/**
+ * Lowers --max-connections (and says so) if the descriptor limit could not hold that many. Every
+ * TCP service may fill its own --max-connections; the listening sockets are held besides. (Node
+ * raises the soft limit to the hard one at startup, so the hard limit is the one that counts.)
+ */
+function fitConnectionsToDescriptors(args: CommonArguments, logger: Logger, { tcpServices, listeningSockets }: { tcpServices: number; listeningSockets: number }): void {
   const limit = openFilesLimit();
-  if (limit === undefined) return;
-  const fits = Math.max(1, Math.floor(connectionsWithin(limit - sockets) / sockets));
+  if (limit === undefined || tcpServices === 0) return;
+  const fits = Math.max(1, Math.floor(connectionsWithin(limit - listeningSockets) / tcpServices));
   if (args.maxConnections <= fits) return;
   logger.warn(
     { event: 'limit-lowered', maxConnections: fits, requested: args.maxConnections, openFilesLimit: limit },
-    `--max-connections lowered from ${args.maxConnections} to ${fits}: this process may open only ${limit} files (ulimit -n), ` +
-      'and beyond that clients would be dropped without a word; raise ulimit -n to allow more',
+    `--max-connections lowered from ${args.maxConnections} to ${fits}${tcpServices > 1 ? ` per service (${tcpServices} services)` : ''}: ` +
+      `this process may open only ${limit} files, and beyond that clients would be dropped without a word; ` +
+      'raise the hard limit to allow more (ulimit -Hn; LimitNOFILE= under systemd)',
   );
   args.maxConnections = fits;
 }

@@ -184,14 +184,25 @@ export class EventStream {
 
   /**
    * Stamps an event and hands it to its listeners, synchronously: when `emit` returns, every
-   * observer has seen it. Costs nothing beyond a lookup when nobody listens to `type`.
+   * observer has seen it. Costs nothing beyond a lookup when nobody listens to `type`. A listener
+   * that throws does not stop the others, and its error is thrown again from the event loop.
    */
   emit<T extends EventType>(source: EventSource, type: T, fields: EventFields[T]): void {
     // The array is replaced, never changed, on (un)subscribe: a listener may unsubscribe mid-loop.
     const listeners = this.listeners.get(type)!;
     if (listeners.length === 0) return;
     const event = { type, at: this.clock.monotonicMs(), time: this.clock.wallMs(), ...source, ...fields } as unknown as EventOf<T>;
-    for (const listener of listeners) (listener as unknown as EventListener<T>)(event);
+    for (const listener of listeners) {
+      try {
+        (listener as unknown as EventListener<T>)(event);
+      } catch (error) {
+        // An observer that throws is a bug in the observer, not in the connection or the protocol
+        // whose event it was watching: let it surface on its own, outside the emitter's stack.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
   }
 
   /** Connection numbers are handed out by the stream, so that they are unique among its services. */

@@ -1,7 +1,7 @@
 /**
- * idle-timeout: an inactivity timer. `lab-server --idle-timeout` is Node's socket.setTimeout,
- * which restarts with every read and write: a chatty client stays connected however long it
- * stays, and a silent one is disconnected once the timer runs out.
+ * idle-timeout: an inactivity timer. `lab-server --idle-timeout` counts the client's silence:
+ * every byte the client sends restarts it (the server's own writes do not), so a chatty client
+ * stays connected however long it stays, and a silent one is disconnected once the timer runs out.
  *
  * Stevens (UNP §7.5) describes SO_RCVTIMEO and SO_SNDTIMEO in Berkeley-derived systems as such
  * inactivity timers. Linux's SO_RCVTIMEO is something else, a limit on one blocking call
@@ -57,7 +57,7 @@ export const idleTimeout: Lab = {
   concept:
     'Textbook: Stevens (UNP §7.5) describes SO_RCVTIMEO and SO_SNDTIMEO, in Berkeley-derived systems, as inactivity ' +
     'timers, not deadlines for the whole exchange: each byte restarts them. A server uses such a timer to drop clients ' +
-    "that went quiet; lab-server's is Node's socket.setTimeout, restarted by every read and write. Linux's SO_RCVTIMEO " +
+    "that went quiet; lab-server's counts the client's silence, restarted by every byte the client sends. Linux's SO_RCVTIMEO " +
     'is not one: it limits each blocking call (socket(7)).',
   async run(ctx) {
     ctx.step(`Start an echo server with a ${IDLE_TIMEOUT_MS / 1000} s idle timer (lab-server echo --idle-timeout ${IDLE_TIMEOUT_MS / 1000}).`);

@@ -61,7 +61,7 @@ const LEVELS: Record<EventType, Level> = {
 const REFUSAL_EXPLANATIONS: Record<RefusalReason, (limit?: number) => string> = {
   denied: () => 'the address is not allowed (--allow/--deny)',
   'max-connections': (limit) => `already serving ${limit} connections (--max-connections)`,
-  'max-per-source': (limit) => `this address already has ${limit} connections (--max-per-source)`,
+  'max-per-source': (limit) => `this address already has ${limit === 1 ? 'a connection' : `${limit} connections`} (--max-per-source)`,
 };
 
 const DROP_EXPLANATIONS: Record<EventOf<'udp-dropped'>['reason'], string> = {
@@ -146,7 +146,10 @@ export class LogObserver {
         const skipped = this.refusals.admit(event.at);
         if (skipped === undefined) return undefined;
         const pair = formatSocketPair(event.local, event.remote);
-        return [{ reason: event.reason, pair, ...(skipped > 0 && { skipped }) }, `refused ${pair}: ${REFUSAL_EXPLANATIONS[event.reason](event.limit)}${heldBackNote(skipped, 'refusals')}`];
+        return [
+          { reason: event.reason, pair, ...(event.limit !== undefined && { limit: event.limit }), ...(skipped > 0 && { skipped }) },
+          `refused ${pair}: ${REFUSAL_EXPLANATIONS[event.reason](event.limit)}${heldBackNote(skipped, 'refusals')}`,
+        ];
       }
       case 'accept-error': {
         const skipped = this.acceptErrors.admit(event.at);
@@ -156,14 +159,18 @@ export class LogObserver {
       case 'protocol-error': {
         const skipped = this.protocolErrors.admit(event.at);
         if (skipped === undefined) return undefined;
-        const where = event.conn === undefined ? `a datagram from ${formatEndpoint(event.remote)} was dropped` : `connection #${event.conn} was reset`;
-        return [{ pair: formatSocketPair(event.local, event.remote), error: event.message, stack: event.stack, ...(skipped > 0 && { skipped }) }, `${event.protocol}'s handler failed (${event.message}): ${where}; the server goes on${heldBackNote(skipped, 'protocol errors')}`];
+        const udp = event.conn === undefined;
+        const where = udp ? `a datagram from ${formatEndpoint(event.remote)} was dropped` : `connection #${event.conn} was reset`;
+        return [
+          { ...(udp ? { from: formatEndpoint(event.remote) } : { pair: formatSocketPair(event.local, event.remote) }), error: event.message, stack: event.stack, ...(skipped > 0 && { skipped }) },
+          `the ${event.protocol} protocol's handler failed (${event.message}): ${where}; the server goes on${heldBackNote(skipped, 'protocol errors')}`,
+        ];
       }
       case 'udp-dropped': {
         const skipped = this.drops.admit(event.at);
         if (skipped === undefined) return undefined;
         const from = formatEndpoint(event.remote);
-        return [{ reason: event.reason, from, ...(skipped > 0 && { skipped }) }, `udp: not answering ${from} (${event.reason}): ${DROP_EXPLANATIONS[event.reason]}${heldBackNote(skipped, 'drops')}`];
+        return [{ reason: event.reason, from, bytesIn: event.bytesIn, ...(skipped > 0 && { skipped }) }, `udp: not answering ${from} (${event.reason}): ${DROP_EXPLANATIONS[event.reason]}${heldBackNote(skipped, 'drops')}`];
       }
       case 'datagram': {
         const from = formatEndpoint(event.remote);
@@ -172,15 +179,15 @@ export class LogObserver {
       case 'udp-error':
         return [{ code: event.code }, `udp: ${event.message}`];
       case 'draining':
-        return [{ open: event.open, deadlineMs: event.deadlineMs }, `${event.protocol}: waiting up to ${event.deadlineMs} ms for ${event.open} open connection(s)`];
+        return [{ open: event.open, deadlineMs: event.deadlineMs }, `${this.serviceName(event)}waiting up to ${event.deadlineMs} ms for ${event.open} open connection(s)`];
       case 'summary':
         if (event.transport === 'udp') {
           const { received, answered, dropped } = event;
-          return [{ protocol: event.protocol, transport: 'udp', received, answered, dropped }, `${event.protocol}/udp: ${received} datagram(s) received, ${answered} answered, ${dropped} dropped`];
+          return [{ protocol: event.protocol, transport: 'udp', received, answered, dropped }, `${this.serviceName(event)}${received} datagram(s) received, ${answered} answered, ${dropped} dropped`];
         }
         return [
           { protocol: event.protocol, connections: event.connections, bytesIn: event.bytesIn, bytesOut: event.bytesOut, forced: event.forced },
-          `${event.protocol}: served ${event.connections} connection(s): ${event.bytesIn} bytes in, ${event.bytesOut} bytes out` +
+          `${this.serviceName(event)}served ${event.connections} connection(s): ${event.bytesIn} bytes in, ${event.bytesOut} bytes out` +
             (event.forced > 0 ? `; ${event.forced} closed at the shutdown deadline` : ''),
         ];
       case 'kernel-state-sampled':
@@ -202,7 +209,7 @@ export class LogObserver {
                 'would cost more than serving, and ss(8), which has the kernel pick out our port, is not installed (Debian: apt install iproute2)',
             ];
       case 'kernel-state-failed':
-        return [{ error: event.message }, `could not read the kernel's TCP states: ${event.message}`];
+        return [{ err: { message: event.message } }, `could not read the kernel's TCP states: ${event.message}`];
       case 'kernel-state-unavailable':
         return [{}, 'kernel TCP states are not reported: /proc/net/tcp is Linux only'];
       default:
@@ -252,6 +259,13 @@ export class LogObserver {
         return [{ pair, closedBy, how, state, remainingMs, explanation }, `kernel state of connection #${id} ${pair}: ${explanation}`];
       }
     }
+  }
+
+  /** `echo: ` or `echo/udp: ` before a line about a whole service; with lines tagged by service, only `udp: `. */
+  private serviceName({ protocol, transport }: ServerEvent): string {
+    const udp = transport === 'udp' ? 'udp' : '';
+    if (this.options.tagServices) return udp === '' ? '' : `${udp}: `;
+    return `${protocol}${udp === '' ? '' : `/${udp}`}: `;
   }
 
   private remember(id: number): void {

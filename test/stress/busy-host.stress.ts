@@ -29,7 +29,7 @@ const HOLD_SERVER = `
 const net = require('net');
 const held = [];
 ${RESET_ON_SIGTERM}
-const server = net.createServer((socket) => held.push(socket));
+const server = net.createServer((socket) => held.push(socket.on('error', () => {})));
 server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, () => console.log(server.address().port));`;
 
 /** A process that opens `CONNECTIONS` connections to the port in argv, a few hundred at a time. */

@@ -13,7 +13,7 @@ import { fdsBackTo, openFileLimits, pollFor, startEchoServer } from './helpers/s
 const TARGET = 10_000;
 /** Descriptors either process needs besides the held connections (stdio, epoll, pipes, probes). */
 const HEADROOM = 200;
-/** 50 per source keeps under the default --max-per-source of 64, as a classroom would. */
+/** 50 connections per source address, as a classroom behind a few NATs would open (the server allows more per source). */
 const PER_SOURCE = 50;
 /** Connections opened at once: well under the listen backlog, so no SYN is dropped and retried. */
 const CONNECTING_AT_ONCE = 200;
