@@ -16,7 +16,7 @@ import { echoRoundTrip, startServer } from './helpers/servers.js';
 /** A stream on a clock the test sets, a log observer on it, and the lines it writes. */
 function observe(options: LogObserverOptions = {}, level: pino.LevelWithSilent = 'info') {
   let nowMs = 0;
-  const clock: Clock = { monotonicMs: () => nowMs, wallMs: () => 1_800_000_000_000 + nowMs };
+  const clock: Clock = { monotonicMs: () => nowMs, timeOrigin: 1_800_000_000_000 };
   const stream = new EventStream(clock);
   const log = captureLog(level);
   const observer = new LogObserver(stream, log.logger, options);

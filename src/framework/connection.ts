@@ -17,10 +17,10 @@
  * "closed" here is not the kernel's TCP state: the side that closed first keeps the connection in
  * TIME_WAIT (60 s on Linux) after its descriptor is gone (observers/kernel-states.ts shows it).
  */
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { Endpoint } from './endpoint.js';
 import { escapeForLog, escapeText } from './escape.js';
-import type { CloseReport, ConnectionState, EventFields, ServerCloseReason, ServiceEvents } from './events.js';
+import type { CloseReport, ConnectionIdentity, ConnectionState, EventFields, ServerCloseReason, ServiceEvents } from './events.js';
 import { IGNORE_LINES, LineSplitter, type LineReporter } from './messages.js';
 
 /** How a protocol's active close is carried out; the close-behaviour switches set it. */
@@ -47,6 +47,8 @@ export class Connection {
   /** The first close seen on this connection, from either end. */
   private firstClose?: { closedBy: 'server' | 'client'; how: 'fin' | 'rst'; reason?: ServerCloseReason };
   private delayedClose?: NodeJS.Timeout;
+  /** What every event about this connection carries: its number and its socket pair. */
+  private readonly identity: ConnectionIdentity;
 
   constructor(
     readonly id: number,
@@ -60,7 +62,8 @@ export class Connection {
     private readonly onStateChange: StateListener,
   ) {
     this.acceptedAt = events.now();
-    containFailures(socket, (error) => this.fail(error));
+    this.identity = { conn: id, local, remote };
+    containFailures(socket, this);
     // The client's FIN: read(2) returned 0.
     socket.on('end', () => {
       this.noteClose('client', 'fin');
@@ -85,7 +88,7 @@ export class Connection {
 
   /** Publishes an event about this connection; its number and socket pair come with it. */
   emit<T extends ConnectionEventType>(type: T, fields: OwnFields<T>): void {
-    if (this.events.wants(type)) this.events.emit(type, { conn: this.id, local: this.local, remote: this.remote, ...fields } as EventFields[T]);
+    this.events.emitAbout(this.identity, type, fields);
   }
 
   /** Reports the lines this connection receives as `message` events (see messages.ts). */
@@ -143,7 +146,7 @@ export class Connection {
   /** The protocol failed on this connection: say so, and reset it. The server goes on. */
   fail(error: unknown): void {
     const { message, stack } = error instanceof Error ? error : { message: String(error), stack: undefined };
-    this.events.emit('protocol-error', { conn: this.id, local: this.local, remote: this.remote, message, ...(stack === undefined ? {} : { stack }) });
+    this.events.emitAbout(this.identity, 'protocol-error', { message, ...(stack === undefined ? {} : { stack }) });
     this.abort('protocol-error');
   }
 
@@ -165,10 +168,9 @@ export class Connection {
     if (!this.events.wants('sent')) return;
     // The text without its line ending, as a person reads it: `Sun Nov  1 09:05:03 2026`.
     if (typeof bytes === 'string') {
-      this.emit('sent', { text: escapeText(bytes.replace(/\r?\n$/, '')), bytes: Buffer.byteLength(bytes) });
+      this.emit('sent', { text: escapeText(bytes.slice(0, bytes.length - lineEndingLength(bytes))), bytes: Buffer.byteLength(bytes) });
     } else {
-      const end = bytes.at(-1) === 0x0a ? (bytes.at(-2) === 0x0d ? -2 : -1) : bytes.length;
-      this.emit('sent', { text: escapeForLog(bytes.subarray(0, end)), bytes: bytes.length });
+      this.emit('sent', { text: escapeForLog(bytes.subarray(0, bytes.length - lineEndingLength(bytes))), bytes: bytes.length });
     }
   }
 
@@ -186,19 +188,32 @@ export class Connection {
   }
 }
 
+/** 2 for a trailing CR LF, 1 for LF, 0 for none. */
+function lineEndingLength(text: string | Buffer): number {
+  const code = (i: number): number | undefined => (typeof text === 'string' ? text.charCodeAt(i) : text[i]);
+  if (code(text.length - 1) !== 0x0a) return 0;
+  return code(text.length - 2) === 0x0d ? 2 : 1;
+}
+
 /**
  * Node calls a protocol's socket listeners ('data', 'end', 'drain', ...) from inside socket.emit().
  * A listener that throws would unwind through Node's stream code into the event loop and end the
  * whole process, every other client with it. Catching at emit() keeps the failure to one connection.
+ * One function serves every socket (a closure per socket would make Node's own calls to emit()
+ * see a different function each time, and run slower for it); it finds the connection by a symbol.
  */
-function containFailures(socket: Socket, onFailure: (error: unknown) => void): void {
-  const emit = socket.emit as (this: Socket, event: string | symbol, ...args: unknown[]) => boolean;
-  socket.emit = function containedEmit(this: Socket, event: string | symbol, ...args: unknown[]): boolean {
-    try {
-      return emit.call(this, event, ...args);
-    } catch (error) {
-      onFailure(error);
-      return true;
-    }
-  } as Socket['emit'];
+const CONNECTION = Symbol('connection');
+const socketEmit = net.Socket.prototype.emit as (this: net.Socket, event: string | symbol, ...args: unknown[]) => boolean;
+
+function containedEmit(this: net.Socket & { [CONNECTION]: Connection }): boolean {
+  try {
+    return Reflect.apply(socketEmit, this, arguments) as boolean;
+  } catch (error) {
+    this[CONNECTION].fail(error);
+    return true;
+  }
+}
+
+function containFailures(socket: net.Socket, conn: Connection): void {
+  Object.assign(socket, { [CONNECTION]: conn, emit: containedEmit });
 }

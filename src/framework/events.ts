@@ -4,8 +4,8 @@
  * subscriber in a module of its own. Go's http.Server does the same with its ConnState hook.
  *
  * Every event carries two timestamps, `at` (milliseconds on the monotonic clock, performance.now:
- * for durations and order; it never jumps) and `time` (milliseconds since the Unix epoch, Date.now:
- * for people), the service it is about (`protocol`, `transport`), and, for a TCP connection, its
+ * for durations and order; it never jumps) and `time` (milliseconds since the Unix epoch: the
+ * wall-clock instant `at` stands for, performance.timeOrigin + at, for people), the service it is about (`protocol`, `transport`), and, for a TCP connection, its
  * number and its socket pair as captured at accept(2). A UDP event carries the datagram's two ends.
  * Text a client sent is escaped before it is put in an event (`escapeForLog`), so any event is safe
  * to print.
@@ -51,7 +51,7 @@ export interface CloseReport {
 }
 
 /** Fields of every event about one TCP connection. */
-interface ConnectionFields {
+export interface ConnectionIdentity {
   /** The connection's number, unique within its stream: #1, #2, ... */
   conn: number;
   /** The server's end of the socket pair, captured at accept (getsockname). */
@@ -71,33 +71,33 @@ export interface EventFields {
   /** A socket is bound and listening (TCP) or bound (UDP). `inherited`: it came open from elsewhere (a descriptor, a handle). */
   listening: { local: Endpoint; inherited: boolean; rfc: number };
   /** accept(2) returned a connection; the kernel had already completed the handshake. */
-  accepted: ConnectionFields;
+  accepted: ConnectionIdentity;
   /** A connection was reset as soon as it was accepted; `limit` is the limit it hit, if any. */
   refused: { local: Endpoint; remote: Endpoint; reason: RefusalReason; limit?: number };
   /** accept(2) failed (e.g. EMFILE: out of descriptors); the listener goes on. */
   'accept-error': { code: string; message: string };
   /** Iterative mode: the connection waits until connection `behind` is done. */
-  queued: ConnectionFields & { behind: number };
+  queued: ConnectionIdentity & { behind: number };
   /** A lifecycle transition (see connection.ts). */
-  state: ConnectionFields & { from: ConnectionState; to: ConnectionState };
+  state: ConnectionIdentity & { from: ConnectionState; to: ConnectionState };
   /** --resolve: the client's host name, or null with the lookup's error code. */
-  'peer-name': ConnectionFields & { host: string | null; code?: string };
+  'peer-name': ConnectionIdentity & { host: string | null; code?: string };
   /** A line the client sent (echo): its first bytes, escaped; `line` counts from 1 per connection. */
-  message: ConnectionFields & { line: number; text: string; length: number; truncated: boolean };
+  message: ConnectionIdentity & { line: number; text: string; length: number; truncated: boolean };
   /** The protocol's last bytes before its close (daytime's line), escaped; `bytes` is their length. */
-  sent: ConnectionFields & { text: string; bytes: number };
+  sent: ConnectionIdentity & { text: string; bytes: number };
   /** --idle-timeout: the client sent nothing for this long; the server closes. */
-  'idle-timeout': ConnectionFields & { idleTimeoutMs: number };
+  'idle-timeout': ConnectionIdentity & { idleTimeoutMs: number };
   /** --no-close: the protocol would have closed here. */
-  'close-skipped': ConnectionFields;
+  'close-skipped': ConnectionIdentity;
   /** An expected network error on this connection only (ECONNRESET, EPIPE). */
-  'socket-error': ConnectionFields & { code: string; message: string };
+  'socket-error': ConnectionIdentity & { code: string; message: string };
   /** The protocol's handler threw: the connection was reset (TCP) or the datagram dropped (UDP). */
   'protocol-error': { conn?: number; local: Endpoint; remote: Endpoint; message: string; stack?: string };
   /** The descriptor is closed: the application's view. The kernel may keep the pair (TIME_WAIT). */
-  closed: ConnectionFields & CloseReport;
+  closed: ConnectionIdentity & CloseReport;
   /** What the kernel still holds for the pair a moment after `closed` (observers/kernel-states.ts). */
-  'kernel-state': ConnectionFields & Pick<CloseReport, 'closedBy' | 'how'> & { state: KernelStateName | null; remainingMs: number | null; explanation: string };
+  'kernel-state': ConnectionIdentity & Pick<CloseReport, 'closedBy' | 'how'> & { state: KernelStateName | null; remainingMs: number | null; explanation: string };
   /** The kernel-state reporter looked up some closed connections and skipped others. */
   'kernel-state-sampled': { reported: number; skipped: number; maxReportsPerRead: number; readSpacingMs: number };
   /** The kernel-state reporter did not look these connections up at all, and why. */
@@ -127,7 +127,7 @@ export type EventType = keyof EventFields;
 export interface EventStamp {
   /** Milliseconds on the monotonic clock (performance.now()). */
   at: number;
-  /** Milliseconds since the Unix epoch (Date.now()). */
+  /** Milliseconds since the Unix epoch: timeOrigin + at (it does not follow later steps of the system clock). */
   time: number;
   protocol: string;
   transport: Transport;
@@ -140,13 +140,17 @@ export type EventOf<T extends EventType> = Extract<ServerEvent, { type: T }>;
 
 export type EventListener<T extends EventType = EventType> = (event: EventOf<T>) => void;
 
-/** The two clocks events are stamped with; tests inject their own. */
+/**
+ * The clock events are stamped with; tests inject their own. One reading per event: the wall-clock
+ * time is the monotonic reading plus the wall-clock time at which the monotonic clock started.
+ */
 export interface Clock {
   monotonicMs(): number;
-  wallMs(): number;
+  /** Milliseconds since the Unix epoch at monotonic time 0. */
+  readonly timeOrigin: number;
 }
 
-export const SYSTEM_CLOCK: Clock = { monotonicMs: () => performance.now(), wallMs: () => Date.now() };
+export const SYSTEM_CLOCK: Clock = { monotonicMs: () => performance.now(), timeOrigin: performance.timeOrigin };
 
 export const EVENT_TYPES: readonly EventType[] = [
   'listening', 'accepted', 'refused', 'accept-error', 'queued', 'state', 'peer-name', 'message', 'sent',
@@ -191,10 +195,25 @@ export class EventStream {
     // The array is replaced, never changed, on (un)subscribe: a listener may unsubscribe mid-loop.
     const listeners = this.listeners.get(type)!;
     if (listeners.length === 0) return;
-    const event = { type, at: this.clock.monotonicMs(), time: this.clock.wallMs(), ...source, ...fields } as unknown as EventOf<T>;
+    const at = this.clock.monotonicMs();
+    // One object literal per event: this runs for every connection a busy server accepts.
+    const event = { type, at, time: this.clock.timeOrigin + at, protocol: source.protocol, transport: source.transport, ...fields };
+    this.dispatch(listeners, event as unknown as EventOf<T>);
+  }
+
+  /** The same, for an event about one TCP connection: its number and socket pair come from `about`. */
+  emitAbout<T extends EventType>(source: EventSource, about: ConnectionIdentity, type: T, fields: Omit<EventFields[T], keyof ConnectionIdentity>): void {
+    const listeners = this.listeners.get(type)!;
+    if (listeners.length === 0) return;
+    const at = this.clock.monotonicMs();
+    const event = { type, at, time: this.clock.timeOrigin + at, protocol: source.protocol, transport: source.transport, conn: about.conn, local: about.local, remote: about.remote, ...fields };
+    this.dispatch(listeners, event as unknown as EventOf<T>);
+  }
+
+  private dispatch<T extends EventType>(listeners: EventListener[], event: EventOf<T>): void {
     for (const listener of listeners) {
       try {
-        (listener as unknown as EventListener<T>)(event);
+        listener(event as never);
       } catch (error) {
         // An observer that throws is a bug in the observer, not in the connection or the protocol
         // whose event it was watching: let it surface on its own, outside the emitter's stack.
@@ -235,6 +254,10 @@ export class ServiceEvents {
 
   emit<T extends EventType>(type: T, fields: EventFields[T]): void {
     this.stream.emit(this.source, type, fields);
+  }
+
+  emitAbout<T extends EventType>(about: ConnectionIdentity, type: T, fields: Omit<EventFields[T], keyof ConnectionIdentity>): void {
+    this.stream.emitAbout(this.source, about, type, fields);
   }
 
   /** Now, on the stream's monotonic clock. */

@@ -17,7 +17,7 @@
  */
 import type { Level, Logger } from 'pino';
 import { formatEndpoint, formatListeningEndpoint, formatSocketPair } from '../framework/endpoint.js';
-import { EVENT_TYPES, type EventOf, type EventStream, type EventType, type RefusalReason, type ServerEvent } from '../framework/events.js';
+import { EVENT_TYPES, type ConnectionIdentity, type EventOf, type EventStream, type EventType, type RefusalReason, type ServerEvent } from '../framework/events.js';
 import { LINES_REPORTED_PER_CONNECTION } from '../framework/messages.js';
 import { heldBackNote, LogBudget } from './log-budget.js';
 
@@ -73,6 +73,15 @@ const DROP_EXPLANATIONS: Record<EventOf<'udp-dropped'>['reason'], string> = {
   'protocol-error': "the protocol's handler failed",
 };
 
+/** A log line: its structured fields, and the sentence for people. */
+type Line = [fields: Record<string, unknown>, message: string];
+
+/** The events about one connection, which carry its number and socket pair. */
+type ConnectionEventType = 'queued' | 'state' | 'peer-name' | 'message' | 'sent' | 'idle-timeout' | 'close-skipped' | 'socket-error' | 'closed' | 'kernel-state';
+
+/** For each event type, its line, or undefined when it is not logged (sampled out, over a budget). */
+type LineFormats = { [T in EventType]: (event: EventOf<T>) => Line | undefined };
+
 export interface LogObserverOptions {
   /** Connections logged in full per second, after a burst of twice as many; 0 logs every one. */
   connectionsPerSecond?: number;
@@ -89,7 +98,7 @@ export class LogObserver {
   private readonly acceptErrors = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
   private readonly protocolErrors = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
   private readonly drops = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
-  private readonly unsubscribe: () => void;
+  private readonly unsubscribers: (() => void)[];
   private loopbackExplained = false;
 
   constructor(
@@ -99,8 +108,16 @@ export class LogObserver {
   ) {
     const perSecond = options.connectionsPerSecond ?? DEFAULT_CONNECTION_LOGS_PER_SECOND;
     this.connections = new LogBudget(perSecond, 2 * perSecond);
+    const lines = this.lineFormats();
+    // One listener per event type that the logger's level shows: a level that hides a type does
+    // not even subscribe to it, and each listener sees events of one shape.
     const shown = EVENT_TYPES.filter((type) => logger.isLevelEnabled(LEVELS[type]));
-    this.unsubscribe = stream.subscribe((event) => this.write(event), shown);
+    this.unsubscribers = shown.map((type) =>
+      stream.on(type, (event) => {
+        const line = (lines[type] as (event: ServerEvent) => Line | undefined)(event);
+        if (line !== undefined) this.write(event, line);
+      }),
+    );
   }
 
   /** Whether connection `conn` is being logged (or just was): for observers that report on it. */
@@ -109,21 +126,25 @@ export class LogObserver {
   }
 
   stop(): void {
-    this.unsubscribe();
+    for (const unsubscribe of this.unsubscribers) unsubscribe();
   }
 
-  private write(event: ServerEvent): void {
-    const line = this.describe(event);
-    if (line === undefined) return;
-    const [fields, message] = line;
+  private write(event: ServerEvent, [fields, message]: Line): void {
     const service = this.options.tagServices ? { service: event.protocol } : {};
     this.logger[LEVELS[event.type]]({ ...service, ...('conn' in event && event.conn !== undefined ? { conn: event.conn } : {}), event: event.type, ...fields }, message);
   }
 
-  /** The fields and the sentence of an event's line, or undefined when it is not logged. */
-  private describe(event: ServerEvent): [Record<string, unknown>, string] | undefined {
-    switch (event.type) {
-      case 'listening': {
+  /** For each event type, how its line reads: the structured fields, and the sentence for people. */
+  private lineFormats(): LineFormats {
+    // Lines about one connection: written only for the connections sampled at accept.
+    const ifLogged =
+      <T extends ConnectionEventType>(format: (event: EventOf<T>, id: number) => Line | undefined) =>
+      (event: EventOf<T>): Line | undefined => {
+        const { conn } = event as unknown as ConnectionIdentity;
+        return this.isLogged(conn) ? format(event, conn) : undefined;
+      };
+    return {
+      listening: (event) => {
         const { local, transport } = event;
         const socket = `${formatListeningEndpoint(local)}${transport === 'udp' ? '/udp' : ''}`;
         // Said once: a service on loopback has two listeners, and `all` has many services.
@@ -133,16 +154,16 @@ export class LogObserver {
           { protocol: event.protocol, ...(transport === 'udp' && { transport }), address: local.address, port: local.port, socket, ...(event.inherited && { inherited: true }) },
           `${event.protocol} (RFC ${event.rfc}) listening on ${socket}${event.inherited ? ' (an inherited socket)' : ''}${loopback}`,
         ];
-      }
-      case 'accepted': {
+      },
+      accepted: (event) => {
         const unlogged = this.connections.admit(event.at);
         if (unlogged === undefined) return undefined;
         this.logged.add(event.conn);
         const pair = formatSocketPair(event.local, event.remote);
         const note = unlogged > 0 ? ` (${unlogged} connections before it were served but not logged: over ${this.options.connectionsPerSecond ?? DEFAULT_CONNECTION_LOGS_PER_SECOND} a second)` : '';
         return [{ local: formatEndpoint(event.local), remote: formatEndpoint(event.remote), pair, ...(unlogged > 0 && { unlogged }) }, `accepted connection #${event.conn} ${pair}${note}`];
-      }
-      case 'refused': {
+      },
+      refused: (event) => {
         const skipped = this.refusals.admit(event.at);
         if (skipped === undefined) return undefined;
         const pair = formatSocketPair(event.local, event.remote);
@@ -150,13 +171,13 @@ export class LogObserver {
           { reason: event.reason, pair, ...(event.limit !== undefined && { limit: event.limit }), ...(skipped > 0 && { skipped }) },
           `refused ${pair}: ${REFUSAL_EXPLANATIONS[event.reason](event.limit)}${heldBackNote(skipped, 'refusals')}`,
         ];
-      }
-      case 'accept-error': {
+      },
+      'accept-error': (event) => {
         const skipped = this.acceptErrors.admit(event.at);
         if (skipped === undefined) return undefined;
         return [{ code: event.code, ...(skipped > 0 && { skipped }) }, `accept failed: ${event.message}${heldBackNote(skipped, 'accept errors')}`];
-      }
-      case 'protocol-error': {
+      },
+      'protocol-error': (event) => {
         const skipped = this.protocolErrors.admit(event.at);
         if (skipped === undefined) return undefined;
         const udp = event.conn === undefined;
@@ -165,22 +186,24 @@ export class LogObserver {
           { ...(udp ? { from: formatEndpoint(event.remote) } : { pair: formatSocketPair(event.local, event.remote) }), error: event.message, stack: event.stack, ...(skipped > 0 && { skipped }) },
           `the ${event.protocol} protocol's handler failed (${event.message}): ${where}; the server goes on${heldBackNote(skipped, 'protocol errors')}`,
         ];
-      }
-      case 'udp-dropped': {
+      },
+      'udp-dropped': (event) => {
         const skipped = this.drops.admit(event.at);
         if (skipped === undefined) return undefined;
         const from = formatEndpoint(event.remote);
         return [{ reason: event.reason, from, bytesIn: event.bytesIn, ...(skipped > 0 && { skipped }) }, `udp: not answering ${from} (${event.reason}): ${DROP_EXPLANATIONS[event.reason]}${heldBackNote(skipped, 'drops')}`];
-      }
-      case 'datagram': {
+      },
+      datagram: (event) => {
         const from = formatEndpoint(event.remote);
         return [{ from, bytesIn: event.bytesIn, bytesOut: event.bytesOut }, `udp ${from}: ${event.bytesIn} bytes in, ${event.bytesOut} out`];
-      }
-      case 'udp-error':
+      },
+      'udp-error': (event) => {
         return [{ code: event.code }, `udp: ${event.message}`];
-      case 'draining':
+      },
+      draining: (event) => {
         return [{ open: event.open, deadlineMs: event.deadlineMs }, `${this.serviceName(event)}waiting up to ${event.deadlineMs} ms for ${event.open} open connection(s)`];
-      case 'summary':
+      },
+      summary: (event) => {
         if (event.transport === 'udp') {
           const { received, answered, dropped } = event;
           return [{ protocol: event.protocol, transport: 'udp', received, answered, dropped }, `${this.serviceName(event)}${received} datagram(s) received, ${answered} answered, ${dropped} dropped`];
@@ -190,12 +213,14 @@ export class LogObserver {
           `${this.serviceName(event)}served ${event.connections} connection(s): ${event.bytesIn} bytes in, ${event.bytesOut} bytes out` +
             (event.forced > 0 ? `; ${event.forced} closed at the shutdown deadline` : ''),
         ];
-      case 'kernel-state-sampled':
+      },
+      'kernel-state-sampled': (event) => {
         return [
           { reported: event.reported, skipped: event.skipped, maxReportsPerRead: event.maxReportsPerRead, readSpacingMs: event.readSpacingMs },
           `kernel states: sampled ${event.reported} closed connection(s) and skipped ${event.skipped}, to read the kernel's table at most once per ${event.readSpacingMs} ms`,
         ];
-      case 'kernel-state-skipped':
+      },
+      'kernel-state-skipped': (event) => {
         return event.reason === 'busy'
           ? [
               { reason: event.reason, connections: event.connections, closedSinceLastRead: event.closedSinceLastRead, maxClosesBetweenReads: event.maxClosesBetweenReads },
@@ -208,43 +233,43 @@ export class LogObserver {
                 `(${event.timeWait} in TIME_WAIT); printing more than ${event.maxTableRows} of them from /proc/net/tcp after each close ` +
                 'would cost more than serving, and ss(8), which has the kernel pick out our port, is not installed (Debian: apt install iproute2)',
             ];
-      case 'kernel-state-failed':
+      },
+      'kernel-state-failed': (event) => {
         return [{ err: { message: event.message } }, `could not read the kernel's TCP states: ${event.message}`];
-      case 'kernel-state-unavailable':
+      },
+      'kernel-state-unavailable': () => {
         return [{}, 'kernel TCP states are not reported: /proc/net/tcp is Linux only'];
-      default:
-        return this.describeConnectionEvent(event);
-    }
-  }
-
-  /** Lines about one connection: written only for the connections sampled at accept. */
-  private describeConnectionEvent(event: EventOf<'queued' | 'state' | 'peer-name' | 'message' | 'sent' | 'idle-timeout' | 'close-skipped' | 'socket-error' | 'closed' | 'kernel-state'>): [Record<string, unknown>, string] | undefined {
-    const id = event.conn;
-    if (!this.isLogged(id)) return undefined;
-    const pair = formatSocketPair(event.local, event.remote);
-    switch (event.type) {
-      case 'queued':
+      },
+      queued: ifLogged((event, id) => {
         return [{ behind: event.behind }, `connection #${id} waits: the iterative server is busy with #${event.behind}`];
-      case 'state':
+      }),
+      state: ifLogged((event, id) => {
         return [{ from: event.from, to: event.to }, `connection #${id}: ${event.from} → ${event.to}`];
-      case 'peer-name':
+      }),
+      'peer-name': ifLogged((event, id) => {
         return event.host === null
           ? [{ host: null, code: event.code }, `connection #${id}: no host name for ${event.remote.address} (${event.code})`]
           : [{ host: event.host }, `connection #${id} is from ${event.host}`];
-      case 'message': {
+      }),
+      message: ifLogged((event, id) => {
         const { line, text, length, truncated } = event;
         const last = line === LINES_REPORTED_PER_CONNECTION ? ` (the first ${line} lines of a connection are logged; later ones are not)` : '';
         return [{ text, length, truncated, line }, `#${id} message: ${text}${truncated ? ` … (${length} bytes)` : ''}${last}`];
-      }
-      case 'sent':
+      }),
+      sent: ifLogged((event, id) => {
         return [{ text: event.text, bytes: event.bytes }, `#${id} sent: ${event.text}`];
-      case 'idle-timeout':
+      }),
+      'idle-timeout': ifLogged((event, id) => {
         return [{ idleTimeoutMs: event.idleTimeoutMs }, `connection #${id}: the client sent nothing for ${event.idleTimeoutMs} ms: closing it`];
-      case 'close-skipped':
+      }),
+      'close-skipped': ifLogged((_event, id) => {
         return [{}, `connection #${id}: not closing (--no-close)`];
-      case 'socket-error':
+      }),
+      'socket-error': ifLogged((event, id) => {
         return [{ code: event.code }, `connection #${id}: ${event.message}`];
-      case 'closed': {
+      }),
+      closed: ifLogged((event, id) => {
+          const pair = formatSocketPair(event.local, event.remote);
         this.logged.delete(id);
         this.remember(id);
         const { closedBy, how, reason, bytesIn, bytesOut, durationMs } = event;
@@ -253,12 +278,13 @@ export class LogObserver {
           { pair, closedBy, how, ...(reason !== undefined && { reason }), bytesIn, bytesOut, durationMs },
           `closed connection #${id}: ${closedBy} closed first with ${how.toUpperCase()}${why}; ${bytesIn} bytes in, ${bytesOut} out, ${durationMs} ms`,
         ];
-      }
-      case 'kernel-state': {
+      }),
+      'kernel-state': ifLogged((event, id) => {
+          const pair = formatSocketPair(event.local, event.remote);
         const { closedBy, how, state, remainingMs, explanation } = event;
         return [{ pair, closedBy, how, state, remainingMs, explanation }, `kernel state of connection #${id} ${pair}: ${explanation}`];
-      }
-    }
+      }),
+    };
   }
 
   /** `echo: ` or `echo/udp: ` before a line about a whole service; with lines tagged by service, only `udp: `. */
