@@ -44,6 +44,8 @@ const ORDER: readonly ServerKind[] = ['lab-server', 'baseline'];
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEFAULT_REPORT = join(REPO_ROOT, 'docs', 'benchmarks.md');
 const README = join(REPO_ROOT, 'README.md');
+/** What costs what, and what changes measured: written by hand below a marker, kept when the report is rewritten. */
+const NOTES_MARKER = '<!-- notes: written by hand, kept by bench/run.ts -->';
 
 const USAGE = 'usage: npm run bench -- [--list] [--quick] [--runs N] [--duration S] [--write PATH | --no-write] [--keep-logs] [--lab-server-flags=FLAGS] [--cpu-prof DIR] [scenario ...]';
 
@@ -253,8 +255,6 @@ ${failed.length === 0 ? 'All targets met in this run.' : `Not met in this run: $
 ${keptNotes()}`;
 }
 
-/** What costs what, and what changes measured: written by hand below a marker, kept when the report is rewritten. */
-const NOTES_MARKER = '<!-- notes: written by hand, kept by bench/run.ts -->';
 
 function keptNotes(): string {
   const previous = readFileSync(DEFAULT_REPORT, 'utf8');
