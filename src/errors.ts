@@ -17,7 +17,7 @@ export const ExitCode = {
   labFailed: 1,
   /** The command was used incorrectly: a bad flag, port or protocol name. */
   usage: 64,
-  /** Input data was incorrect: the echo that came back differs from what was sent. */
+  /** Input data was incorrect: the echo that came back differs from what was sent, or a capture file is not pcap. */
   dataError: 65,
   /** A host name could not be resolved. */
   noHost: 68,
@@ -62,6 +62,7 @@ export const ERROR_CODES = {
   ERR_ECHO_MISMATCH: { exitCode: ExitCode.dataError, meaning: 'lab-client echo: a byte came back different' },
   ERR_ECHO_INCOMPLETE: { exitCode: ExitCode.dataError, meaning: 'lab-client echo: the server closed before echoing everything' },
   ERR_BAD_REPLY: { exitCode: ExitCode.dataError, meaning: 'lab-client time: the reply was not 4 bytes' },
+  ERR_BAD_PCAP: { exitCode: ExitCode.dataError, meaning: 'trace --read: not a pcap file, a truncated or corrupt one, or one of a link type we cannot decode' },
   ERR_LAB_FAILED: { exitCode: ExitCode.labFailed, meaning: 'a lab ran and the kernel disagreed with a prediction' },
   ERR_LAB_STUCK: { exitCode: ExitCode.labFailed, meaning: 'a lab step waited longer than its deadline' },
   ERR_LAB_RESET_EARLY: { exitCode: ExitCode.labFailed, meaning: 'lab rst: the reset came before the handshake was done, so the step could not be observed' },
