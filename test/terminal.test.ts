@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { colourMarks, wantsColour, wrapText } from '../src/cli/terminal.js';
+import { colourMarks, displayWidth, truncateToWidth, wantsColour, wrapText } from '../src/cli/terminal.js';
 
 test('wraps between words at the width, continuing under an indent; a short line is untouched', () => {
   assert.equal(wrapText('short', 20, '  '), 'short');
@@ -17,4 +17,15 @@ test('colour only on a terminal, and never when NO_COLOR is set', () => {
   assert.equal(wantsColour({ isTTY: true }, { NO_COLOR: '' }), true, 'an empty NO_COLOR does not count (no-color.org)');
   assert.equal(colourMarks('   ✓ ok'), '   \x1b[32m✓\x1b[0m ok');
   assert.equal(colourMarks('   ✗ no'), '   \x1b[31m✗\x1b[0m no');
+});
+
+test('display width counts the columns a terminal draws: two for 日本語 and emoji, none for a combining mark', () => {
+  assert.equal(displayWidth('SYN_SENT'), 8);
+  assert.equal(displayWidth('日本語'), 6);
+  assert.equal(displayWidth('e\u0301'), 1);
+  assert.equal(displayWidth('─▶'), 2);
+  assert.equal(truncateToWidth('short', 10), 'short');
+  assert.equal(truncateToWidth('ESTABLISHED', 6), 'ESTAB…');
+  assert.equal(truncateToWidth('日本語のテキスト', 7), '日本語…', 'a wide character is never half shown');
+  assert.equal(truncateToWidth('anything', 0), '');
 });
