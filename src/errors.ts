@@ -25,6 +25,8 @@ export const ExitCode = {
   unavailable: 69,
   /** An internal error: a bug in lab-server. Please report it. */
   software: 70,
+  /** An output file cannot be created: `--pcap` to a folder that does not exist, or is not ours. */
+  cantCreate: 73,
   /** Permission denied: a privileged port without root. */
   noPermission: 77,
 } as const;
@@ -63,6 +65,9 @@ export const ERROR_CODES = {
   ERR_ECHO_INCOMPLETE: { exitCode: ExitCode.dataError, meaning: 'lab-client echo: the server closed before echoing everything' },
   ERR_BAD_REPLY: { exitCode: ExitCode.dataError, meaning: 'lab-client time: the reply was not 4 bytes' },
   ERR_BAD_PCAP: { exitCode: ExitCode.dataError, meaning: 'trace --read: not a pcap file, a truncated or corrupt one, or one of a link type we cannot decode' },
+  ERR_NO_CAPTURE: { exitCode: ExitCode.unavailable, meaning: 'trace --port: tcpdump is not installed, or could not capture' },
+  ERR_CAPTURE_PERMISSION: { exitCode: ExitCode.noPermission, meaning: 'trace --port: this user may not capture packets (no CAP_NET_RAW)' },
+  ERR_PCAP_WRITE: { exitCode: ExitCode.cantCreate, meaning: '--pcap: the file cannot be created or written' },
   ERR_LAB_FAILED: { exitCode: ExitCode.labFailed, meaning: 'a lab ran and the kernel disagreed with a prediction' },
   ERR_LAB_STUCK: { exitCode: ExitCode.labFailed, meaning: 'a lab step waited longer than its deadline' },
   ERR_LAB_RESET_EARLY: { exitCode: ExitCode.labFailed, meaning: 'lab rst: the reset came before the handshake was done, so the step could not be observed' },

@@ -373,7 +373,9 @@ function notesOn(segment: Segment, sender: Sender, receiver: Sender, senderState
     notes.push('previous segment not captured');
   }
 
-  if (window === 0 && !rst) {
+  if (segment.inferred === true) {
+    // No window was seen: nothing to say about it.
+  } else if (window === 0 && !rst) {
     notes.push('zero window');
   } else if (!control && payloadLength === 0 && seq === next && segment.ack === sender.lastAck && sender.lastWindow !== undefined && window !== sender.lastWindow) {
     notes.push('window update');
@@ -488,6 +490,11 @@ export class ConnectionTracker {
     const step = connection.add(segment);
     if (connection.isOver()) this.#finish(key, connection);
     return step;
+  }
+
+  /** The connections still open, as far as they got, without forgetting them. */
+  open(): Connection[] {
+    return [...this.#tracked.values()];
   }
 
   /** Hands over the connections still open (at the end of a file, or on Ctrl-C) and forgets them. */

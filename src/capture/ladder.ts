@@ -202,7 +202,7 @@ function stepLines(step: LadderStep, layout: Layout): Piece[][] {
   if (options !== undefined) {
     for (const line of wrapText(options, room, '').split('\n')) details.push({ text: line, style: 'detail' });
   }
-  if (step.payloadLength > 0) details.push({ text: preview(step, room), style: 'detail' });
+  if (step.segment.payload.length > 0) details.push({ text: preview(step, room), style: 'detail' });
   if (step.notes.length > 0) {
     for (const line of wrapText(step.notes.map((note) => `[${note}]`).join(' '), room, '').split('\n')) details.push({ text: line, style: 'note' });
   }
@@ -218,7 +218,7 @@ function drawArrow(label: string, length: number, from: End): string {
 
 /** What a SYN announces (RFC 9293 §3.2, RFC 7323, RFC 2018): its window, unscaled, and its options. */
 function synOptions(step: LadderStep): string | undefined {
-  if (!hasFlags(step.segment, TCP_FLAGS.SYN)) return undefined;
+  if (!hasFlags(step.segment, TCP_FLAGS.SYN) || step.segment.inferred === true) return undefined;
   const { options, window } = step.segment;
   return [
     `win ${window}`,

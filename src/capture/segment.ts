@@ -46,6 +46,11 @@ export interface Segment {
   payloadLength: number;
   /** The payload bytes the capture kept (at most payloadLength; fewer when the snapshot length cut them). */
   payload: Buffer;
+  /**
+   * Not captured but rebuilt from a server's events (inferred.ts): only its flags, sequence numbers
+   * and length mean anything; it has no window, options or payload to show.
+   */
+  inferred?: boolean;
 }
 
 /** True when `segment` has every flag in `flags`. */

@@ -40,8 +40,13 @@ export interface CaptureOptions {
   program?: string;
 }
 
-/** Why a capture could not start, in one line that says what to do. */
-export type CaptureStart = { capture: PacketCapture; unavailable?: undefined } | { capture?: undefined; unavailable: string };
+/** Why a capture could not start. */
+export type CaptureProblem = 'not-installed' | 'no-permission' | 'failed';
+
+/** A running capture, or why there is none (`unavailable`: one line that says what to do). */
+export type CaptureStart =
+  | { capture: PacketCapture; unavailable?: undefined; problem?: undefined }
+  | { capture?: undefined; unavailable: string; problem: CaptureProblem };
 
 /** Starts tcpdump and resolves once it is capturing, or with the reason it cannot. Never throws. */
 export function startCapture(options: CaptureOptions): Promise<CaptureStart> {
@@ -51,7 +56,7 @@ export function startCapture(options: CaptureOptions): Promise<CaptureStart> {
     try {
       child = spawn(program, ['-i', interfaceName, '-w', '-', '-U', '--immediate-mode', '-n', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (error) {
-      resolve({ unavailable: `tcpdump could not start: ${(error as Error).message}` });
+      resolve({ unavailable: `tcpdump could not start: ${(error as Error).message}`, problem: 'failed' });
       return;
     }
     let stderr = '';
@@ -64,14 +69,16 @@ export function startCapture(options: CaptureOptions): Promise<CaptureStart> {
     };
     const deadline = setTimeout(() => {
       child.kill('SIGKILL');
-      settle({ unavailable: `tcpdump did not start capturing within ${READY_DEADLINE_MS / 1000} s` });
+      settle({ unavailable: `tcpdump did not start capturing within ${READY_DEADLINE_MS / 1000} s`, problem: 'failed' });
     }, READY_DEADLINE_MS);
     child.on('error', (error: NodeJS.ErrnoException) => {
-      settle({
-        unavailable: error.code === 'ENOENT' ? 'tcpdump is not installed (Debian and Ubuntu: sudo apt install tcpdump)' : `tcpdump could not start: ${error.message}`,
-      });
+      settle(
+        error.code === 'ENOENT'
+          ? { unavailable: 'tcpdump is not installed (Debian and Ubuntu: sudo apt install tcpdump)', problem: 'not-installed' }
+          : { unavailable: `tcpdump could not start: ${error.message}`, problem: 'failed' },
+      );
     });
-    child.on('exit', () => settle({ unavailable: whyTcpdumpFailed(stderr, interfaceName) }));
+    child.on('exit', () => settle(whyTcpdumpFailed(stderr, interfaceName)));
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text: string) => {
       if (stderr.length < 4096) stderr += text;
@@ -81,16 +88,17 @@ export function startCapture(options: CaptureOptions): Promise<CaptureStart> {
 }
 
 /** tcpdump's complaint, turned into what the user can do about it. */
-function whyTcpdumpFailed(stderr: string, interfaceName: string): string {
-  if (/permission|not permitted/i.test(stderr)) return `this user may not capture packets on ${interfaceName}: ${CAPTURE_RIGHTS_ADVICE}`;
+function whyTcpdumpFailed(stderr: string, interfaceName: string): CaptureStart {
+  if (/permission|not permitted/i.test(stderr)) return { unavailable: `this user may not capture packets on ${interfaceName}: ${CAPTURE_RIGHTS_ADVICE}`, problem: 'no-permission' };
   const said = stderr.split('\n').find((line) => line.trim() !== '');
-  return said === undefined ? 'tcpdump exited before capturing' : `tcpdump said: ${escapeText(said.trim())}`;
+  return { unavailable: said === undefined ? 'tcpdump exited before capturing' : `tcpdump said: ${escapeText(said.trim())}`, problem: 'failed' };
 }
 
 /** A running tcpdump, its packets parsed as they arrive. */
 export class PacketCapture {
   private readonly reader = new PcapReader("tcpdump's output");
-  private readonly exited: Promise<void>;
+  /** Resolves when tcpdump has exited, stopped or not. */
+  readonly exited: Promise<void>;
   /** Set when the capture broke off early: tcpdump died, or wrote something that is not pcap. */
   failure: string | undefined;
   packets = 0;
@@ -117,7 +125,9 @@ export class PacketCapture {
     });
     this.exited = new Promise((resolve) => child.once('close', () => resolve()));
     child.once('exit', (code, signal) => {
-      if (!this.stopping && this.failure === undefined) this.failure = `tcpdump stopped early (${signal ?? `exit status ${code}`})`;
+      // Ctrl-C in a terminal reaches tcpdump too (it is in our process group), and it exits 0 after
+      // flushing: that is the user stopping us, not the capture failing.
+      if (!this.stopping && this.failure === undefined && code !== 0) this.failure = `tcpdump stopped early (${signal ?? `exit status ${code}`})`;
     });
   }
 

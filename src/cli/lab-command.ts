@@ -14,8 +14,17 @@ const labNames = labs.map((lab) => lab.name).join(', ');
 function builder(y: Argv) {
   return y
     .positional('name', { type: 'string', describe: `The lab to run: ${labNames}` })
-    .options({ list: { alias: 'l', type: 'boolean', default: false, describe: 'List the labs, one a line' } })
+    .options({
+      list: { alias: 'l', type: 'boolean', default: false, describe: 'List the labs, one a line' },
+      ladder: {
+        type: 'boolean',
+        default: true,
+        describe: "Draw the lab's connections as ladder diagrams, from packets captured with tcpdump (needs root or a tcpdump with CAP_NET_RAW), else inferred from the server's events; --no-ladder for none",
+      },
+      pcap: { type: 'string', normalize: true, describe: "Also save the lab's packets to this pcap file (for tcpdump -r or Wireshark)" },
+    })
     .example('$0 lab time-wait', 'see TIME_WAIT on the side that closed first')
+    .example('sudo $0 lab time-wait --pcap tw.pcap', 'and the packets: the ladder, and a file for Wireshark')
     .strict();
 }
 
@@ -31,7 +40,7 @@ function narrate(line: string): void {
   say(wantsColour(process.stdout) ? colourMarks(wrapped) : wrapped);
 }
 
-async function lab({ name, list }: ArgumentsCamelCase<LabArguments>): Promise<void> {
+async function lab({ name, list, ladder, pcap }: ArgumentsCamelCase<LabArguments>): Promise<void> {
   if (list) {
     const width = Math.max(...labs.map((l) => l.name.length));
     for (const l of labs) say(`${l.name.padEnd(width)}  ${l.summary}`);
@@ -43,7 +52,11 @@ async function lab({ name, list }: ArgumentsCamelCase<LabArguments>): Promise<vo
     const meant = closest(name, labs.map((l) => l.name));
     throw usageError('ERR_UNKNOWN_LAB', `unknown lab ${JSON.stringify(name)}: ${meant === undefined ? `choose one of ${labNames}` : `did you mean ${meant}? (lab-server lab --list lists them)`}`);
   }
-  const result = await runLab(chosen, { write: narrate });
+  const wantsPackets = ladder || pcap !== undefined;
+  const result = await runLab(chosen, {
+    write: narrate,
+    ...(wantsPackets ? { ladder: { draw: ladder, pcapPath: pcap, width: process.stdout.isTTY ? process.stdout.columns : undefined, colour: wantsColour(process.stdout) } } : {}),
+  });
   if (!result.passed) {
     throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (see the ✗ lines above)`);
   }

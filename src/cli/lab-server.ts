@@ -12,21 +12,22 @@ import { labCommand } from './lab-command.js';
 import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from './run.js';
 import { allCommand, protocolCommand } from './serve-command.js';
 import { statesCommand } from './states-command.js';
+import { traceCommand } from './trace-command.js';
 import { closest } from './suggest.js';
 
 const PROGRAM = 'lab-server';
 const protocolNames = protocols.map((p) => p.name).join(', ');
 
-const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use or address unavailable; ${ExitCode.noPermission} privileged port without root; ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
+const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use or address unavailable; ${ExitCode.dataError} a pcap file that cannot be read (trace --read); ${ExitCode.cantCreate} a --pcap file that cannot be written; ${ExitCode.noPermission} privileged port without root; ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
 
 /** Every command: the protocols, then the others. */
-const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab'];
+const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace'];
 
 async function main(): Promise<void> {
   const usage = usageErrors(PROGRAM, commandNames);
   let cli = yargs(hideBin(process.argv))
     .scriptName(PROGRAM)
-    .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments).`)
+    .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments), $0 trace (ladder diagrams of real packets).`)
     .strictCommands()
     .middleware(lastValueWins, true)
     .middleware(usage.remember, true)
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
     .command(allCommand)
     .command(statesCommand)
     .command(labCommand)
+    .command(traceCommand)
     // The default command catches `lab-server <unknown>` to list the protocols there are.
     .command('$0', false, {}, ({ _: [protocol] }) => {
       if (protocol === undefined) throw usageError('ERR_USAGE', `name a protocol to serve: ${protocolNames} (see ${PROGRAM} --help)`);

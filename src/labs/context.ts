@@ -14,6 +14,8 @@ import { formatRemaining } from '../tcp-states/table.js';
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
 import { stateOf, waitForTcpSocket, waitForTcpState, type ObservedState } from '../tcp-states/wait.js';
 import type { Observation } from './lab.js';
+import type { LabPackets } from './packets.js';
+import type { Connection } from '../capture/connection-tracker.js';
 
 /** Every lab server binds here: loopback only, so a lab never opens a port to the network. */
 export const LAB_HOST = '127.0.0.1';
@@ -69,7 +71,11 @@ export class LabContext {
   private stepNumber = 0;
   private readonly cleanups: Array<() => unknown> = [];
 
-  constructor(private readonly write: (line: string) => void) {}
+  constructor(
+    private readonly write: (line: string) => void,
+    /** The lab's packet capture, when the ladder is wanted (see packets.ts). */
+    private readonly packets?: LabPackets,
+  ) {}
 
   /** Starts the next numbered step. */
   step(text: string): void {
@@ -106,6 +112,7 @@ export class LabContext {
     const events = new EventRecorder(server.events.stream);
     this.defer(() => events.stop());
     await server.listen({ host: LAB_HOST, port });
+    this.packets?.watch(server.address().port, events);
     let stopped = false;
     const stop = async (): Promise<void> => {
       if (stopped) return;
@@ -114,6 +121,24 @@ export class LabContext {
     };
     this.defer(stop);
     return { server, port: server.address().port, events, stop };
+  }
+
+  /** A port a lab opened itself (a python3 listener): its connections are the lab's, to capture. */
+  watchPort(port: number): void {
+    this.packets?.watch(port);
+  }
+
+  /**
+   * The connection between these ends as the capture saw it, once it has ended; undefined when
+   * nothing is captured (no ladder wanted, or no tcpdump or rights: `packetsUnavailable` says which).
+   */
+  async packetsOf(ends: ConnectionEnds): Promise<Connection | undefined> {
+    return this.packets?.connection(ends.client.local, ends.server.local);
+  }
+
+  /** Why the lab's packets are not captured, or undefined when they are (or when no ladder was asked for). */
+  get packetsUnavailable(): string | undefined {
+    return this.packets?.unavailable;
   }
 
   /** The server's first event of `type` (or types; seen already or still to come) for which `where` holds; fails the lab after EVENT_DEADLINE_MS. */
@@ -130,6 +155,7 @@ export class LabContext {
   async expectState({ id, end, local, remote, predicted }: StateExpectation): Promise<Observation> {
     const { entry } = await waitForTcpState(local, remote, predicted);
     const observed = stateOf(entry);
+    this.packets?.recordReading({ timeUs: Math.round((performance.timeOrigin + performance.now()) * 1000), end, local, remote, state: observed });
     const remainingMs = entry?.timer.kind === 'time-wait' ? entry.timer.remainingMs : undefined;
     const shown = describeState(observed) + (remainingMs === undefined ? '' : ` (${formatRemaining(remainingMs)} left)`);
     return this.record(

@@ -30,6 +30,7 @@ async function handshakeWithoutAccept(ctx: LabContext): Promise<void> {
   const started = await startPython<{ port: number }>(ctx, NEVER_ACCEPTS, [LAB_HOST]);
   if (!started.ran) return reportSkipped(ctx, 'handshake', 'a handshake without accept()', started.why);
   const { port } = started.value.ready;
+  ctx.watchPort(port);
   const client = net.connect({ host: LAB_HOST, port });
   ctx.defer(() => client.destroy());
   // connect() completes when the handshake does: the SYN-ACK came from the kernel, not the program.

@@ -95,6 +95,7 @@ export async function servePythonClient<T>(ctx: LabContext, script: string, args
   server.listen({ host: LAB_HOST, port: 0 });
   await ctx.until(server, 'listening', 'the server to listen');
   const { port } = server.address() as net.AddressInfo;
+  ctx.watchPort(port);
   const accepted = ctx.until<[net.Socket]>(server, 'connection', 'the client to connect');
   accepted.catch(() => undefined); // when python3 is missing, nobody connects and nobody awaits this
   const client = runPythonJson<T>(ctx, script, [LAB_HOST, String(port), ...args]);

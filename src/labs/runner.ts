@@ -5,22 +5,30 @@
 import { readTcpSockets } from '../tcp-states/read.js';
 import { LabContext } from './context.js';
 import type { Lab, LabResult } from './lab.js';
+import { LabPackets, type PacketOptions } from './packets.js';
 
 export interface RunLabOptions {
   /** Where the narration goes, one line per call. */
   write: (line: string) => void;
+  /** Capture the lab's packets and draw its ladders (captured, or inferred where no capture can run). */
+  ladder?: PacketOptions & { pcapPath?: string };
 }
 
-export async function runLab(lab: Lab, { write }: RunLabOptions): Promise<LabResult> {
+export async function runLab(lab: Lab, { write, ladder }: RunLabOptions): Promise<LabResult> {
   // Every lab compares with the kernel's table: fail now, with one clear line, where there is none.
   await readTcpSockets();
+  const packets = ladder === undefined ? undefined : await LabPackets.start(ladder.pcapPath);
   write(`lab ${lab.name}: ${lab.summary}`);
   write(lab.concept);
-  const ctx = new LabContext(write);
+  const ctx = new LabContext(write, packets);
   try {
     await lab.run(ctx);
   } finally {
     await ctx.cleanup();
+    if (packets !== undefined) {
+      write('');
+      for (const line of await packets.finish(ladder!)) write(line);
+    }
   }
   const checked = ctx.observations.filter((o) => o.kind !== 'report');
   const disagreed = checked.filter((o) => !o.agreed);

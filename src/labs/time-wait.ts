@@ -2,16 +2,20 @@
  * time-wait: daytime closes first, so the server's end of the socket pair waits in TIME_WAIT
  * after the connection is gone, and the client's end, which closed second, is simply freed.
  */
+import type { Connection } from '../capture/connection-tracker.js';
+import type { End } from '../capture/tcp-machine.js';
 import { KernelStateReporter } from '../observers/kernel-states.js';
+import type { ConnectionEnds, LabContext } from './context.js';
 import { openDaytimeSession, startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
+import { TCP_FLAGS } from '../capture/segment.js';
 
 export const timeWait: Lab = {
   name: 'time-wait',
   summary: "daytime's active close leaves TIME_WAIT on the server's side, none on the client's",
   concept:
-    'Textbook (RFC 793 §3.5): the side that sends the first FIN (the active close) passes through FIN_WAIT_1 and ' +
-    'FIN_WAIT_2 into TIME_WAIT, and keeps the socket pair there for 2×MSL after its program has closed it; Linux ' +
+    'Textbook (RFC 793 §3.5): the side that sends the first FIN (the active close) passes through FIN_WAIT_1 (and ' +
+    "FIN_WAIT_2, when the ACK of its FIN comes before the peer's FIN) into TIME_WAIT, and keeps the socket pair there for 2×MSL after its program has closed it; Linux " +
     'uses a fixed 60 s (TCP_TIMEWAIT_LEN in include/net/tcp.h). The other side (the passive close) goes ' +
     'CLOSE_WAIT → LAST_ACK → gone.',
   async run(ctx) {
@@ -32,6 +36,8 @@ export const timeWait: Lab = {
     const left = serverEnd.remainingMs;
     ctx.expectFact('time-wait-length', "the server's TIME_WAIT timer", 'at most 60 s', left !== undefined && left > 0 && left <= 60_000 ? 'at most 60 s' : `${left ?? 'no'} ms`);
 
+    await followThePackets(ctx, session.ends);
+
     ctx.step("Read the server's own kernel-state report, published a moment after the close.");
     const report = await ctx.event(events, ['kernel-state', 'kernel-state-skipped', 'kernel-state-failed'], "the server's kernel-state report");
     if (report.type !== 'kernel-state') {
@@ -43,3 +49,37 @@ export const timeWait: Lab = {
     ctx.expectFact('server-log', 'state in the server log', 'TIME_WAIT', String(report.state));
   },
 };
+
+/** One end's states through the connection, as the captured segments moved it. */
+function statePath(connection: Connection, end: End): string[] {
+  const path = [connection.initialStates[end]];
+  for (const step of connection.steps) if (step.changed[end]) path.push(step.states[end]);
+  return path;
+}
+
+/**
+ * With a capture, the states the kernel's table shows only for an instant: FIN_WAIT1 lasts until
+ * the peer's ACK comes back, microseconds on loopback; LAST_ACK likewise.
+ */
+async function followThePackets(ctx: LabContext, ends: ConnectionEnds): Promise<void> {
+  const connection = await ctx.packetsOf(ends);
+  if (connection === undefined) {
+    // No ladder asked for: nothing to say. Asked for but not captured: say what was not checked.
+    const why = ctx.packetsUnavailable;
+    if (why !== undefined) ctx.report('packets', 'the short-lived states, from packets', `skipped (no capture: ${why})`);
+    return;
+  }
+  ctx.step('Follow both ends through the captured packets (the ladder below): the short-lived states a table read misses.');
+  const server = statePath(connection, 'server');
+  const client = statePath(connection, 'client');
+  ctx.say(`server: ${server.join(' → ')}`);
+  ctx.say(`client: ${client.join(' → ')}`);
+  const firstFin = connection.steps.find((step) => step.segment.flags & TCP_FLAGS.FIN);
+  ctx.expectFact('first-fin', 'who sent the first FIN', 'the server', firstFin === undefined ? 'nobody' : `the ${firstFin.from}`);
+  const activeClose = server.includes('FIN_WAIT1') && server.at(-1) === 'TIME_WAIT';
+  ctx.expectFact('server-path', "the server's way out", 'FIN_WAIT1 … TIME_WAIT', activeClose ? 'FIN_WAIT1 … TIME_WAIT' : server.join(' → '));
+  ctx.expectFact('client-path', "the client's way out", 'CLOSE_WAIT → LAST_ACK → CLOSED', client.slice(-3).join(' → '));
+  // Linux delays the ACK of a FIN (it enters "pingpong" mode in tcp_fin()): when the client's
+  // program closes at once, its FIN carries that ACK, and the server skips FIN_WAIT2.
+  ctx.report('fin-wait2', 'FIN_WAIT2 on the server', server.includes('FIN_WAIT2') ? 'yes: the ACK of its FIN came alone, before the client\'s FIN' : "no: the client's FIN carried the ACK of the server's FIN (a delayed ACK), so FIN_WAIT1 went straight to TIME_WAIT");
+}

@@ -1,0 +1,192 @@
+/**
+ * A lab's packets. Every lab runs on loopback, so tcpdump on `lo` sees its whole exchange: the
+ * runner starts a capture before the first step, the lab's context names the ports that are the
+ * lab's (each server it starts), so that other programs' loopback traffic is left out, and at the
+ * end each of the lab's connections is drawn as a ladder (src/capture/ladder.ts), with the kernel
+ * readings the lab took checked against the ladder's states.
+ *
+ * A capture needs tcpdump and the right to capture (CAP_NET_RAW). Without them the lab runs all the
+ * same, and the ladder is inferred from its servers' events, labelled as such: capture never breaks a lab.
+ */
+import { EventEmitter, once } from 'node:events';
+import { sameEndpoint, type Endpoint } from '../framework/endpoint.js';
+import type { EventRecorder } from '../framework/event-recorder.js';
+import { ConnectionTracker, type Connection } from '../capture/connection-tracker.js';
+import { decodeSegment } from '../capture/decode.js';
+import { inferSegments } from '../capture/inferred.js';
+import type { KernelReading } from '../capture/cross-check.js';
+import { renderLadder, summarizeConnection } from '../capture/ladder.js';
+import type { PcapRecord } from '../capture/pcap.js';
+import { PcapFileWriter } from '../capture/pcap-file.js';
+import { startCapture, type PacketCapture } from '../capture/tcpdump.js';
+import type { End } from '../capture/tcp-machine.js';
+
+/** How long the last packets may take to reach us through tcpdump once the lab is done. */
+const SETTLE_MS = 1000;
+/** A lab with more connections than this shows one line for each, and the first one's ladder. */
+const LADDERS_DRAWN = 3;
+
+export interface PacketOptions {
+  /** Draw the ladders (false: only save the pcap file). */
+  draw?: boolean;
+  /** Terminal width for the ladders. */
+  width?: number;
+  colour?: boolean;
+}
+
+/** A kernel reading the lab took (LabContext.expectState), with the socket pair it was about. */
+export interface PairReading extends KernelReading {
+  local: Endpoint;
+  remote: Endpoint;
+}
+
+export class LabPackets {
+  private readonly ports = new Set<number>();
+  private readonly recorders: EventRecorder[] = [];
+  private readonly readings: PairReading[] = [];
+  private readonly finished: Connection[] = [];
+  private readonly finishedConnections = new EventEmitter();
+  private readonly tracker = new ConnectionTracker({
+    maxConnections: 1000,
+    onFinished: (connection) => {
+      this.finished.push(connection);
+      this.finishedConnections.emit('finished', connection);
+    },
+  });
+
+  private constructor(
+    private readonly capture: PacketCapture | undefined,
+    /** Why there is no capture, when there is none. */
+    readonly unavailable: string | undefined,
+    /** --pcap: the lab's own packets are written here as they come. */
+    private readonly pcap: PcapFileWriter | undefined,
+  ) {}
+
+  /**
+   * Starts capturing the loopback interface; resolves without a capture (and says why) when it
+   * cannot. A pcap file is created first: a path that cannot be written fails before the lab runs.
+   */
+  static async start(pcapPath?: string): Promise<LabPackets> {
+    const pcap = pcapPath === undefined ? undefined : new PcapFileWriter(pcapPath);
+    let packets: LabPackets | undefined;
+    const started = await startCapture({ filter: 'tcp', onPacket: (record, linkType) => packets?.onPacket(record, linkType) });
+    packets = new LabPackets(started.capture, started.unavailable, pcap);
+    return packets;
+  }
+
+  get captured(): boolean {
+    return this.capture !== undefined;
+  }
+
+  /** A port of the lab's: its packets are the lab's. `events`, a server's, for the inferred ladder. */
+  watch(port: number, events?: EventRecorder): void {
+    this.ports.add(port);
+    if (events !== undefined) this.recorders.push(events);
+  }
+
+  /** A kernel reading of one end, to check against the ladder. */
+  recordReading(reading: PairReading): void {
+    this.readings.push(reading);
+  }
+
+  /**
+   * The captured connection between `client` and `server`, once the capture has seen it end (or
+   * SETTLE_MS later, as far as it got); undefined without a capture.
+   */
+  async connection(client: Endpoint, server: Endpoint): Promise<Connection | undefined> {
+    if (this.capture === undefined) return undefined;
+    const matches = (c: Connection): boolean => sameEndpoint(c.client, client) && sameEndpoint(c.server, server);
+    const done = this.finished.find(matches);
+    if (done !== undefined) return done;
+    const signal = AbortSignal.timeout(SETTLE_MS);
+    try {
+      for (;;) {
+        const [connection] = (await once(this.finishedConnections, 'finished', { signal })) as [Connection];
+        if (matches(connection)) return connection;
+      }
+    } catch {
+      return this.tracker.open().find(matches);
+    }
+  }
+
+  /**
+   * Stops the capture and draws the lab's connections: the ladder of each (or of the first, and a
+   * line for each, when there are many), with the kernel readings checked against them.
+   */
+  async finish({ draw = true, width, colour }: PacketOptions): Promise<string[]> {
+    const lines: string[] = [];
+    let connections: Connection[];
+    let source: string;
+    if (this.capture !== undefined) {
+      await this.settle();
+      await this.capture.stop();
+      connections = [...this.finished, ...this.tracker.flush()].sort((a, b) => a.firstTimeUs - b.firstTimeUs);
+      source = `captured on loopback by tcpdump${this.capture.failure === undefined ? '' : ` (the capture broke off: ${this.capture.failure})`}`;
+      if (this.pcap !== undefined) {
+        this.pcap.close();
+        lines.push(`saved the lab's ${this.pcap.packets} packets to ${this.pcap.path} (read it with tcpdump -nn -r ${this.pcap.path}, or open it in Wireshark)`);
+      }
+    } else {
+      connections = this.inferredConnections();
+      source = "inferred from the servers' events: no packets were captured";
+      lines.push(`no packet capture: ${this.unavailable}. The ladder below is inferred, not seen.`);
+      if (this.pcap !== undefined) {
+        this.pcap.close();
+        lines.push(`${this.pcap.path} holds no packets: nothing was captured`);
+      }
+    }
+    if (!draw) return lines;
+    if (connections.length === 0) return [...lines, `no TCP connection on the lab's ports (${source})`];
+    lines.push(`The packets (${source}): ${connections.length === 1 ? 'one connection' : `${connections.length} connections`}.`);
+    if (connections.length > LADDERS_DRAWN) for (const connection of connections) lines.push(`   ${summarizeConnection(connection)}`);
+    for (const connection of connections.slice(0, connections.length > LADDERS_DRAWN ? 1 : LADDERS_DRAWN)) {
+      lines.push('');
+      lines.push(...renderLadder(connection, { width, colour, source, readings: this.readingsOf(connection) }));
+    }
+    return lines;
+  }
+
+  private onPacket(record: PcapRecord, linkType: number): void {
+    const segment = decodeSegment(linkType, record);
+    if (segment === undefined) return;
+    if (!this.ports.has(segment.source.port) && !this.ports.has(segment.destination.port)) return;
+    // Only the lab's own packets go to --pcap: the capture saw all of loopback.
+    this.pcap?.write(record, linkType);
+    this.tracker.add(segment);
+  }
+
+  /** Waits until every connection seen has ended, or SETTLE_MS: the last ACK may still be on its way. */
+  private async settle(): Promise<void> {
+    const deadline = Date.now() + SETTLE_MS;
+    while (this.tracker.tracking > 0 && Date.now() < deadline) {
+      await once(this.finishedConnections, 'finished', { signal: AbortSignal.timeout(deadline - Date.now()) }).catch(() => undefined);
+    }
+  }
+
+  private inferredConnections(): Connection[] {
+    const found: Connection[] = [];
+    const tracker = new ConnectionTracker({ maxConnections: 1000, onFinished: (connection) => found.push(connection) });
+    for (const events of this.recorders) {
+      for (const accepted of events.of('accepted')) {
+        const mine = (e: { conn: number }): boolean => e.conn === accepted.conn;
+        const segments = inferSegments({
+          accepted,
+          messages: events.of('message', mine),
+          sent: events.of('sent', mine),
+          closed: events.of('closed', mine)[0],
+        });
+        for (const segment of segments) tracker.add(segment);
+      }
+    }
+    return found.concat(tracker.flush()).sort((a, b) => a.firstTimeUs - b.firstTimeUs);
+  }
+
+  private readingsOf(connection: Connection): KernelReading[] {
+    const endOf = (r: PairReading): End | undefined => {
+      if (sameEndpoint(r.local, connection.server) && sameEndpoint(r.remote, connection.client)) return 'server';
+      if (sameEndpoint(r.local, connection.client) && sameEndpoint(r.remote, connection.server)) return 'client';
+      return undefined;
+    };
+    return this.readings.filter((r) => endOf(r) === r.end);
+  }
+}
