@@ -11,8 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConnectionTracker, type Connection } from '../src/capture/connection-tracker.js';
+import { ConnectionTracker, statePath, type Connection } from '../src/capture/connection-tracker.js';
+import { checkLinkType, decodeSegment } from '../src/capture/decode.js';
 import { inferSegments } from '../src/capture/inferred.js';
+import { readPcapFile } from '../src/capture/pcap.js';
+import type { End } from '../src/capture/tcp-machine.js';
 import { flagNames } from '../src/capture/segment.js';
 import { startCapture } from '../src/capture/tcpdump.js';
 import type { EventOf } from '../src/framework/events.js';
@@ -42,6 +45,39 @@ function tcpdumpFlags(pcap: string): string[] {
   const printed = execFileSync('tcpdump', ['-nn', '-r', pcap], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   return [...printed.matchAll(/Flags \[([^\]]+)\]/g)].map(([, letters]) => flagNames([...letters!].reduce((bits, letter) => bits | (names[letter] ?? 0), 0)));
 }
+
+/** Each connection of a recorded capture, through the tracker. */
+function trackFixture(name: string): Connection[] {
+  const { header, records } = readPcapFile(join(FIXTURES, name));
+  checkLinkType(header.linkType, name);
+  const finished: Connection[] = [];
+  const tracker = new ConnectionTracker({ onFinished: (connection) => finished.push(connection) });
+  for (const record of records) {
+    const segment = decodeSegment(header.linkType, record);
+    if (segment !== undefined) tracker.add(segment);
+  }
+  return [...finished, ...tracker.flush()];
+}
+
+test('the state machine on the recorded captures: each end\'s path through RFC 9293\'s diagram, as the real packets moved it', () => {
+  const expected: Record<string, Record<End, string>> = {
+    // Linux delays the ACK of the server's FIN, so the client's FIN carries it: no FIN_WAIT2.
+    'daytime-ipv4.pcap': { client: 'CLOSED → SYN_SENT → ESTABLISHED → CLOSE_WAIT → LAST_ACK → CLOSED', server: 'LISTEN → SYN_RECV → ESTABLISHED → FIN_WAIT1 → TIME_WAIT' },
+    'daytime-ipv6.pcap': { client: 'CLOSED → SYN_SENT → ESTABLISHED → CLOSE_WAIT → LAST_ACK → CLOSED', server: 'LISTEN → SYN_RECV → ESTABLISHED → FIN_WAIT1 → TIME_WAIT' },
+    // The half-close: the server's echo acknowledges the client's FIN, and the client keeps reading in FIN_WAIT2.
+    'echo-half-close.pcap': { client: 'CLOSED → SYN_SENT → ESTABLISHED → FIN_WAIT1 → FIN_WAIT2 → TIME_WAIT', server: 'LISTEN → SYN_RECV → ESTABLISHED → CLOSE_WAIT → LAST_ACK → CLOSED' },
+    // An abortive close: no FIN, no TIME_WAIT anywhere.
+    'rst.pcap': { client: 'CLOSED → SYN_SENT → ESTABLISHED → CLOSED', server: 'LISTEN → SYN_RECV → ESTABLISHED → CLOSED' },
+    'closed-port.pcap': { client: 'CLOSED → SYN_SENT → CLOSED', server: 'CLOSED' },
+  };
+  for (const [name, paths] of Object.entries(expected)) {
+    const connections = trackFixture(name);
+    assert.equal(connections.length, 1, name);
+    const [connection] = connections;
+    assert.equal(connection!.finished, true, `${name}: seen to its end`);
+    assert.deepEqual({ client: statePath(connection!, 'client').join(' → '), server: statePath(connection!, 'server').join(' → ') }, paths, name);
+  }
+});
 
 test('trace --read: the ladder of a recorded daytime close, the server closing first and waiting in TIME_WAIT', async () => {
   const { code, stdout } = await run(LAB_SERVER, ['trace', '--read', join(FIXTURES, 'daytime-ipv4.pcap')]);

@@ -545,6 +545,18 @@ export function stateAt(connection: Connection, end: End, timeUs: number): Ladde
   return state === 'TIME_WAIT' && timeUs - sinceUs >= LINUX_TIME_WAIT_MS * 1000 ? 'CLOSED' : state;
 }
 
+/** The states one end went through, in order, from before the first segment to after the last. */
+export function statePath(connection: Connection, end: End): LadderState[] {
+  const path = [connection.initialStates[end]];
+  for (const step of connection.steps) {
+    // A row where an end passed two states at once (a simultaneous close: FIN_WAIT1 → CLOSING).
+    const via = step.via?.[end];
+    if (via !== undefined) path.push(via);
+    if (step.changed[end]) path.push(step.states[end]);
+  }
+  return path;
+}
+
 /** One segment with its states, as `trace --json` writes it: one object per line, for other programs. */
 export interface StepJson {
   /** When it was captured: microseconds since the Unix epoch. */

@@ -2,8 +2,7 @@
  * time-wait: daytime closes first, so the server's end of the socket pair waits in TIME_WAIT
  * after the connection is gone, and the client's end, which closed second, is simply freed.
  */
-import type { Connection } from '../capture/connection-tracker.js';
-import type { End } from '../capture/tcp-machine.js';
+import { statePath } from '../capture/connection-tracker.js';
 import { KernelStateReporter } from '../observers/kernel-states.js';
 import type { ConnectionEnds, LabContext } from './context.js';
 import { openDaytimeSession, startDaytimeServer } from './daytime-session.js';
@@ -49,13 +48,6 @@ export const timeWait: Lab = {
     ctx.expectFact('server-log', 'state in the server log', 'TIME_WAIT', String(report.state));
   },
 };
-
-/** One end's states through the connection, as the captured segments moved it. */
-function statePath(connection: Connection, end: End): string[] {
-  const path = [connection.initialStates[end]];
-  for (const step of connection.steps) if (step.changed[end]) path.push(step.states[end]);
-  return path;
-}
 
 /**
  * With a capture, the states the kernel's table shows only for an instant: FIN_WAIT1 lasts until
