@@ -85,18 +85,12 @@ test('every fixture is pcap 2.4, microseconds, little-endian, Ethernet on lo, sn
   }
 });
 
+/** A daytime connection as both recordings have it: the server's FIN first, and the client's FIN carrying the ACK of it. */
+const DAYTIME_CLOSE = ['client SYN', 'server SYN,ACK', 'client ACK', 'server PSH,ACK 25', 'client ACK', 'server FIN,ACK', 'client FIN,ACK', 'server ACK'];
+
 test('daytime over IPv4: handshake, the line, the server closes first, the client closes, the last ACK', () => {
   const segments = segmentsOf('daytime-ipv4.pcap');
-  assert.deepEqual(ladder(segments, 44013), [
-    'client SYN',
-    'server SYN,ACK',
-    'client ACK',
-    'server PSH,ACK 25',
-    'client ACK',
-    'server FIN,ACK',
-    'client FIN,ACK',
-    'server ACK',
-  ]);
+  assert.deepEqual(ladder(segments, 44013), DAYTIME_CLOSE);
   const [syn, synAck, , line] = segments as [Segment, Segment, Segment, Segment];
   assert.equal(syn.ipVersion, 4);
   assert.deepEqual(syn.source, { address: '127.0.0.1', port: 35714 });
@@ -137,16 +131,7 @@ test('timestamps are microseconds since the epoch and never go backwards', () =>
 
 test('daytime over IPv6: the same ladder between ::1 ports, and the IPv6 MSS', () => {
   const segments = segmentsOf('daytime-ipv6.pcap');
-  assert.deepEqual(ladder(segments, 44613), [
-    'client SYN',
-    'server SYN,ACK',
-    'client ACK',
-    'server PSH,ACK 25',
-    'client ACK',
-    'server FIN,ACK',
-    'client FIN,ACK',
-    'server ACK',
-  ]);
+  assert.deepEqual(ladder(segments, 44613), DAYTIME_CLOSE);
   for (const segment of segments) {
     assert.equal(segment.ipVersion, 6);
     assert.equal(segment.source.address, '::1', 'the address as net shows it');
