@@ -2,6 +2,7 @@
  * Runs one lab: prints what it is about, runs its steps, stops everything it started, and
  * sums up whether the kernel agreed with the textbook.
  */
+import { LabError } from '../errors.js';
 import { readTcpSockets } from '../tcp-states/read.js';
 import { LabContext } from './context.js';
 import type { Lab, LabResult } from './lab.js';
@@ -24,10 +25,11 @@ export async function runLab(lab: Lab, { write, ladder }: RunLabOptions): Promis
   try {
     await lab.run(ctx);
   } finally {
-    await ctx.cleanup();
-    if (packets !== undefined) {
-      write('');
-      for (const line of await packets.finish(ladder!)) write(line);
+    try {
+      await ctx.cleanup();
+    } finally {
+      // Stopped and drawn even when the lab failed: the packets may show why.
+      if (packets !== undefined) await drawPackets(packets, ladder!, write);
     }
   }
   const checked = ctx.observations.filter((o) => o.kind !== 'report');
@@ -42,4 +44,15 @@ export async function runLab(lab: Lab, { write, ladder }: RunLabOptions): Promis
       : `FAILED: ${disagreed.length} of ${checked.length} predictions disagreed with the kernel: ${disagreed.map((o) => o.id).join(', ')}${skippedNote}.`,
   );
   return { name: lab.name, passed: disagreed.length === 0, observations: ctx.observations };
+}
+
+/** The ladders, below the lab. Capture never breaks a lab: a bug in drawing is reported, not thrown. */
+async function drawPackets(packets: LabPackets, options: PacketOptions, write: (line: string) => void): Promise<void> {
+  write('');
+  try {
+    for (const line of await packets.finish(options)) write(line);
+  } catch (error) {
+    if (error instanceof LabError) throw error; // --pcap could not be written: the user asked for that file
+    write(`the ladder could not be drawn (a bug in lab-server, please report it): ${(error as Error).message}`);
+  }
 }
