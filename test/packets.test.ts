@@ -166,7 +166,7 @@ test('lab time-wait --pcap, captured: the ladder has the exact flags of the save
     const pcap = join(dir, 'tw.pcap');
     const { code, stdout } = await run(LAB_SERVER, ['lab', 'time-wait', '--pcap', pcap]);
     assert.equal(code, 0, stdout);
-    assert.match(stdout, /^The packets \(captured on loopback by tcpdump\): one connection\.$/m);
+    assert.match(stdout, /^The packets, captured by tcpdump on lo: one connection\.$/m);
     const flags = ladderFlags(stdout.slice(stdout.indexOf('The packets')));
     assert.deepEqual(flags, tcpdumpFlags(pcap), 'the ladder draws every packet saved, in order');
     assert.deepEqual(flags.slice(0, 3), ['SYN', 'SYN,ACK', 'ACK']);
@@ -191,7 +191,7 @@ test('trace --port: live, a ladder for each of five lab-client daytime connectio
     for (let i = 0; i < 5; i++) assert.equal((await run(LAB_CLIENT, ['daytime', `127.0.0.1:${server.port}`])).code, 0);
     const traced = await tracer.finished;
     assert.equal(traced.code, 0, traced.stderr);
-    const titles = traced.stdout.split('\n').filter((line) => /^#\d+ 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+: captured on lo by tcpdump$/.test(line));
+    const titles = traced.stdout.split('\n').filter((line) => /^#\d+ 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+: captured by tcpdump on lo$/.test(line));
     assert.equal(titles.length, 5, traced.stdout);
     assert.equal(ladderFlags(traced.stdout).filter((flags) => flags === 'SYN').length, 5);
     assert.equal(tcpdumpFlags(pcap).length, ladderFlags(traced.stdout).length, 'the file holds what was drawn');
@@ -218,7 +218,7 @@ test('a user without capture rights: the lab still passes, its ladder is inferre
     assert.equal(code, 0, stdout);
     assert.match(stdout, hasTcpdump ? /^no packet capture: this user may not capture packets on lo: run with sudo, or .*setcap cap_net_raw,cap_net_admin=eip/m : /^no packet capture: tcpdump is not installed/m);
     assert.match(stdout, /The ladder below is inferred, not seen\./);
-    assert.match(stdout, /^#1 .*: inferred from the servers' events/m);
+    assert.match(stdout, /^#1 .*: inferred from the server's events$/m);
     assert.match(stdout, /▶ TIME_WAIT \(60 s\)/);
     assert.match(stdout.trimEnd().split('\n').at(-1)!, /^passed: .*1 skipped, not checked: packets\)\.$/);
   } finally {

@@ -123,6 +123,8 @@ export class PcapReader {
   /** The stream has ended: throws ERR_BAD_PCAP if it stopped inside the file header or a record. */
   end(): void {
     if (this.header === undefined) {
+      // A short file that is not pcap at all (pcapng, text) is named for what it is, not as truncated.
+      if (this.pendingLength >= 4) formatOf(Buffer.concat(this.pending), this.source);
       throw badPcap(
         this.pendingLength === 0
           ? `${this.name} is empty: a pcap file starts with a ${FILE_HEADER_LENGTH}-byte header (did the capture start?)`
@@ -217,7 +219,8 @@ const readUInt16 = (order: ByteOrder, bytes: Buffer, offset: number): number =>
 const readUInt32 = (order: ByteOrder, bytes: Buffer, offset: number): number =>
   order === 'little-endian' ? bytes.readUInt32LE(offset) : bytes.readUInt32BE(offset);
 
-function parseFileHeader(bytes: Buffer, source: string | undefined): PcapHeader {
+/** The format the magic number at the start names; throws for pcapng and for anything else. */
+function formatOf(bytes: Buffer, source: string | undefined) {
   const name = source ?? 'the capture';
   const magic = bytes.readUInt32LE(0);
   if (magic === MAGIC.pcapng) {
@@ -226,6 +229,12 @@ function parseFileHeader(bytes: Buffer, source: string | undefined): PcapHeader 
   }
   const format = MAGIC_FORMATS.get(magic);
   if (format === undefined) throw badPcap(`${name} is not a pcap file: ${describeStart(bytes)}`);
+  return format;
+}
+
+function parseFileHeader(bytes: Buffer, source: string | undefined): PcapHeader {
+  const name = source ?? 'the capture';
+  const format = formatOf(bytes, source);
   const versionMajor = readUInt16(format.byteOrder, bytes, 4);
   const versionMinor = readUInt16(format.byteOrder, bytes, 6);
   if (versionMajor !== VERSION.major) {

@@ -24,7 +24,7 @@ function builder(y: Argv) {
       pcap: { type: 'string', normalize: true, describe: "Also save the lab's packets to this pcap file (for tcpdump -r or Wireshark)" },
     })
     .example('$0 lab time-wait', 'see TIME_WAIT on the side that closed first')
-    .example('sudo $0 lab time-wait --pcap tw.pcap', 'and the packets: the ladder, and a file for Wireshark')
+    .example('$0 lab rst --pcap rst.pcap', 'also save the packets, for Wireshark')
     .strict();
 }
 

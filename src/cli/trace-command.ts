@@ -30,7 +30,7 @@ function builder(y: Argv) {
     .options({
       port: { ...NUMBER_VALUE, alias: 'p', coerce: parsePort, describe: 'Trace connections to or from this port, live (needs root or a tcpdump with CAP_NET_RAW)' },
       read: { type: 'string', normalize: true, describe: 'Draw the TCP connections of a saved pcap file instead (tcpdump -w, Wireshark "pcap" format)' },
-      count: { ...NUMBER_VALUE, alias: 'c', coerce: positiveIntegerOption('--count'), describe: 'Stop after drawing this many connections [default: until Ctrl-C]' },
+      count: { ...NUMBER_VALUE, alias: 'c', coerce: positiveIntegerOption('count'), describe: 'Stop after drawing this many connections [default: until Ctrl-C]' },
       json: { type: 'boolean', default: false, describe: 'Print one JSON object per segment, with both ends\' states, instead of ladders' },
       pcap: { type: 'string', normalize: true, describe: 'Also save the captured packets to this pcap file (with --port)' },
       interface: { alias: 'i', type: 'string', default: LOOPBACK_INTERFACE, describe: 'The interface to capture on (with --port)' },
@@ -91,7 +91,7 @@ class TraceOutput {
       for (const { json } of [...kept, ...left].sort((a, b) => a.index - b.index)) print(JSON.stringify(json));
     } else {
       const width = process.stdout.isTTY ? process.stdout.columns : undefined;
-      const source = this.args.read === undefined ? `captured on ${this.args.interface} by tcpdump` : `read from ${this.args.read}`;
+      const source = this.args.read === undefined ? `captured by tcpdump on ${this.args.interface}` : `read from ${this.args.read}`;
       print('');
       for (const line of renderLadder(connection, { width, colour: wantsColour(process.stdout), source, readings: [] })) print(line);
     }
@@ -122,7 +122,7 @@ async function trace(args: ArgumentsCamelCase<TraceArguments>): Promise<void> {
     pcap?.close();
     throw new LabError(started.problem === 'no-permission' ? 'ERR_CAPTURE_PERMISSION' : 'ERR_NO_CAPTURE', `cannot trace: ${started.unavailable}`);
   }
-  process.stderr.write(`tracing tcp port ${args.port} on ${args.interface}${args.count === undefined ? ' until Ctrl-C' : `, ${args.count} connections`}; each ladder is drawn when its connection ends\n`);
+  process.stderr.write(`tracing tcp port ${args.port} on ${args.interface}${args.count === undefined ? ' until Ctrl-C' : `, ${args.count} connection${args.count === 1 ? '' : 's'}`}; each ladder is drawn when its connection ends\n`);
   const signalled = Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   await Promise.race([output.enough, signalled, started.capture.exited]);
   await started.capture.stop();

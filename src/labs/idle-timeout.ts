@@ -48,7 +48,7 @@ try:
     got = len(client.recv(count, socket.MSG_WAITALL)); error = None
 except OSError as e:
     got = 0; error = e.strerror
-print(json.dumps({'bytes': got, 'ms': round((time.monotonic() - start) * 1000), 'error': error}))
+print(json.dumps({'port': listener.getsockname()[1], 'bytes': got, 'ms': round((time.monotonic() - start) * 1000), 'error': error}))
 `;
 
 export const idleTimeout: Lab = {
@@ -87,8 +87,9 @@ export const idleTimeout: Lab = {
     clearInterval(ticker);
 
     ctx.step(`Linux's SO_RCVTIMEO (python3): a server sends a byte every ${TRICKLE_MS} ms; the client sets a ${RCVTIMEO_MS} ms SO_RCVTIMEO and asks recv(MSG_WAITALL) for ${TRICKLE_BYTES}.`);
-    const trickled = await runPythonJson<{ bytes: number; ms: number; error: string | null }>(ctx, RCVTIMEO, [LAB_HOST, String(TRICKLE_MS), String(TRICKLE_BYTES), String(RCVTIMEO_MS)]);
+    const trickled = await runPythonJson<{ port: number; bytes: number; ms: number; error: string | null }>(ctx, RCVTIMEO, [LAB_HOST, String(TRICKLE_MS), String(TRICKLE_BYTES), String(RCVTIMEO_MS)]);
     if (!trickled.ran) return reportSkipped(ctx, 'rcvtimeo', 'SO_RCVTIMEO on a trickle', trickled.why);
+    ctx.watchPort(trickled.value.port); // the script said its port only once done: the capture kept its packets
     const { bytes, ms, error } = trickled.value;
     ctx.say(`recv() returned ${error ?? `${bytes} bytes`} after ${ms} ms`);
     // Bytes kept coming all along: an inactivity timer would never have fired before the 20th.

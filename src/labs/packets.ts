@@ -6,7 +6,7 @@
  * readings the lab took checked against the ladder's states.
  *
  * A capture needs tcpdump and the right to capture (CAP_NET_RAW). Without them the lab runs all the
- * same, and the ladder is inferred from its servers' events, labelled as such: capture never breaks a lab.
+ * same, and the ladder is inferred from its servers' events (src/capture/inferred.ts), labelled as such: capture never breaks a lab.
  */
 import { EventEmitter, once } from 'node:events';
 import { sameEndpoint, type Endpoint } from '../framework/endpoint.js';
@@ -19,12 +19,24 @@ import { renderLadder, summarizeConnection } from '../capture/ladder.js';
 import type { PcapRecord } from '../capture/pcap.js';
 import { PcapFileWriter } from '../capture/pcap-file.js';
 import { startCapture, type PacketCapture } from '../capture/tcpdump.js';
+import type { Segment } from '../capture/segment.js';
 import type { End } from '../capture/tcp-machine.js';
 
 /** How long the last packets may take to reach us through tcpdump once the lab is done. */
 const SETTLE_MS = 1000;
 /** A lab with more connections than this shows one line for each, and the first one's ladder. */
 const LADDERS_DRAWN = 3;
+/**
+ * Packets on ports not (yet) the lab's, kept in case a port turns out to be: a python3 helper that
+ * listens and connects in one script says its port only when it is done. Older ones go first.
+ */
+const UNCLAIMED_BYTES_KEPT = 4 * 1024 * 1024;
+
+interface CapturedPacket {
+  record: PcapRecord;
+  linkType: number;
+  segment: Segment;
+}
 
 export interface PacketOptions {
   /** Draw the ladders (false: only save the pcap file). */
@@ -45,6 +57,10 @@ export class LabPackets {
   private readonly recorders: EventRecorder[] = [];
   private readonly readings: PairReading[] = [];
   private readonly finished: Connection[] = [];
+  /** The lab's packets, for --pcap. */
+  private readonly own: CapturedPacket[] = [];
+  private unclaimed: CapturedPacket[] = [];
+  private unclaimedBytes = 0;
   private readonly finishedConnections = new EventEmitter();
   private readonly tracker = new ConnectionTracker({
     maxConnections: 1000,
@@ -58,7 +74,7 @@ export class LabPackets {
     private readonly capture: PacketCapture | undefined,
     /** Why there is no capture, when there is none. */
     readonly unavailable: string | undefined,
-    /** --pcap: the lab's own packets are written here as they come. */
+    /** --pcap: the lab's own packets are written here when it ends. */
     private readonly pcap: PcapFileWriter | undefined,
   ) {}
 
@@ -74,14 +90,17 @@ export class LabPackets {
     return packets;
   }
 
-  get captured(): boolean {
-    return this.capture !== undefined;
-  }
-
-  /** A port of the lab's: its packets are the lab's. `events`, a server's, for the inferred ladder. */
+  /**
+   * A port of the lab's: its packets are the lab's, those seen already too. `events`, a server's,
+   * for the inferred ladder.
+   */
   watch(port: number, events?: EventRecorder): void {
     this.ports.add(port);
     if (events !== undefined) this.recorders.push(events);
+    const [claimed, others] = partition(this.unclaimed, (packet) => this.isLabs(packet.segment));
+    this.unclaimed = others;
+    this.unclaimedBytes = others.reduce((bytes, packet) => bytes + packet.record.data.length, 0);
+    for (const packet of claimed) this.claim(packet);
   }
 
   /** A kernel reading of one end, to check against the ladder. */
@@ -116,19 +135,25 @@ export class LabPackets {
   async finish({ draw = true, width, colour }: PacketOptions): Promise<string[]> {
     const lines: string[] = [];
     let connections: Connection[];
+    /** How the packets were seen: for the line above the ladders, and for each ladder's title. */
+    let seen: string;
     let source: string;
     if (this.capture !== undefined) {
       await this.settle();
       await this.capture.stop();
       connections = [...this.finished, ...this.tracker.flush()].sort((a, b) => a.firstTimeUs - b.firstTimeUs);
-      source = `captured on loopback by tcpdump${this.capture.failure === undefined ? '' : ` (the capture broke off: ${this.capture.failure})`}`;
+      source = 'captured by tcpdump';
+      seen = `captured by tcpdump on lo${this.capture.failure === undefined ? '' : ` (the capture broke off: ${this.capture.failure})`}`;
       if (this.pcap !== undefined) {
+        // In capture order: a port claimed late brings its earlier packets.
+        for (const { record, linkType } of this.own.sort((a, b) => a.record.timeUs - b.record.timeUs)) this.pcap.write(record, linkType);
         this.pcap.close();
         lines.push(`saved the lab's ${this.pcap.packets} packets to ${this.pcap.path} (read it with tcpdump -nn -r ${this.pcap.path}, or open it in Wireshark)`);
       }
     } else {
       connections = this.inferredConnections();
-      source = "inferred from the servers' events: no packets were captured";
+      source = `inferred from the ${this.recorders.length > 1 ? "servers'" : "server's"} events`;
+      seen = `${source} (none were captured)`;
       lines.push(`no packet capture: ${this.unavailable}. The ladder below is inferred, not seen.`);
       if (this.pcap !== undefined) {
         this.pcap.close();
@@ -136,8 +161,8 @@ export class LabPackets {
       }
     }
     if (!draw) return lines;
-    if (connections.length === 0) return [...lines, `no TCP connection on the lab's ports (${source})`];
-    lines.push(`The packets (${source}): ${connections.length === 1 ? 'one connection' : `${connections.length} connections`}.`);
+    if (connections.length === 0) return [...lines, `The packets, ${seen}: no TCP connection on the lab's ports.`];
+    lines.push(`The packets, ${seen}: ${connections.length === 1 ? 'one connection' : `${connections.length} connections`}.`);
     if (connections.length > LADDERS_DRAWN) for (const connection of connections) lines.push(`   ${summarizeConnection(connection)}`);
     for (const connection of connections.slice(0, connections.length > LADDERS_DRAWN ? 1 : LADDERS_DRAWN)) {
       lines.push('');
@@ -149,10 +174,21 @@ export class LabPackets {
   private onPacket(record: PcapRecord, linkType: number): void {
     const segment = decodeSegment(linkType, record);
     if (segment === undefined) return;
-    if (!this.ports.has(segment.source.port) && !this.ports.has(segment.destination.port)) return;
-    // Only the lab's own packets go to --pcap: the capture saw all of loopback.
-    this.pcap?.write(record, linkType);
-    this.tracker.add(segment);
+    const packet = { record, linkType, segment };
+    if (this.isLabs(segment)) return this.claim(packet);
+    // The capture sees all of loopback: other programs' packets are kept a while, then dropped.
+    this.unclaimed.push(packet);
+    this.unclaimedBytes += record.data.length;
+    while (this.unclaimedBytes > UNCLAIMED_BYTES_KEPT) this.unclaimedBytes -= this.unclaimed.shift()!.record.data.length;
+  }
+
+  private isLabs(segment: Segment): boolean {
+    return this.ports.has(segment.source.port) || this.ports.has(segment.destination.port);
+  }
+
+  private claim(packet: CapturedPacket): void {
+    if (this.pcap !== undefined) this.own.push(packet);
+    this.tracker.add(packet.segment);
   }
 
   /** Waits until every connection seen has ended, or SETTLE_MS: the last ACK may still be on its way. */
@@ -189,4 +225,11 @@ export class LabPackets {
     };
     return this.readings.filter((r) => endOf(r) === r.end);
   }
+}
+
+function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
+  const yes: T[] = [];
+  const no: T[] = [];
+  for (const item of items) (test(item) ? yes : no).push(item);
+  return [yes, no];
 }

@@ -45,7 +45,7 @@ try:
     new.bind((sys.argv[1], port)); new.listen(); outcome = 'listening'
 except OSError as e:
     outcome = errno.errorcode.get(e.errno, str(e.errno))
-print(json.dumps({'holders': holders, 'outcome': outcome}))
+print(json.dumps({'port': port, 'holders': holders, 'outcome': outcome}))
 `;
 
 export const restart: Lab = {
@@ -91,8 +91,9 @@ export const restart: Lab = {
     ctx.say('The new listener and the old TIME_WAIT connections share the port: TCP tells them apart by the whole socket pair.');
 
     ctx.step(`Linux asks both sockets: a ${PYTHON} server WITHOUT SO_REUSEADDR closes first and stops; a new socket WITH it binds its port.`);
-    const both = await runPythonJson<{ holders: string[]; outcome: string }>(ctx, OLD_SERVER_WITHOUT, [LAB_HOST]);
+    const both = await runPythonJson<{ port: number; holders: string[]; outcome: string }>(ctx, OLD_SERVER_WITHOUT, [LAB_HOST]);
     if (!both.ran) return reportSkipped(ctx, 'reuseaddr-on-both', 'SO_REUSEADDR on the new socket only', both.why);
+    ctx.watchPort(both.value.port); // the script said its port only once done: the capture kept its packets
     ctx.expectFact('old-holder', 'what holds the old port', 'TIME_WAIT', both.value.holders.join(', ') || 'nothing');
     ctx.expectFact('reuseaddr-on-both', 'bind with SO_REUSEADDR, old server without', 'EADDRINUSE', both.value.outcome);
     ctx.say("The TIME_WAIT connection kept its server's setting (none), so the new socket's option is not enough. 4.4BSD would allow this bind.");

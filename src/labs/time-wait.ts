@@ -13,8 +13,8 @@ export const timeWait: Lab = {
   name: 'time-wait',
   summary: "daytime's active close leaves TIME_WAIT on the server's side, none on the client's",
   concept:
-    'Textbook (RFC 793 §3.5): the side that sends the first FIN (the active close) passes through FIN_WAIT_1 (and ' +
-    "FIN_WAIT_2, when the ACK of its FIN comes before the peer's FIN) into TIME_WAIT, and keeps the socket pair there for 2×MSL after its program has closed it; Linux " +
+    'Textbook (RFC 793 §3.5): the side that sends the first FIN (the active close) passes through FIN_WAIT1 (and ' +
+    "FIN_WAIT2, when the ACK of its FIN comes before the peer's FIN) into TIME_WAIT, and keeps the socket pair there for 2×MSL after its program has closed it; Linux " +
     'uses a fixed 60 s (TCP_TIMEWAIT_LEN in include/net/tcp.h). The other side (the passive close) goes ' +
     'CLOSE_WAIT → LAST_ACK → gone.',
   async run(ctx) {
@@ -51,14 +51,16 @@ export const timeWait: Lab = {
 
 /**
  * With a capture, the states the kernel's table shows only for an instant: FIN_WAIT1 lasts until
- * the peer's ACK comes back, microseconds on loopback; LAST_ACK likewise.
+ * the peer's ACK comes back, a few milliseconds on loopback; LAST_ACK less.
  */
 async function followThePackets(ctx: LabContext, ends: ConnectionEnds): Promise<void> {
   const connection = await ctx.packetsOf(ends);
   if (connection === undefined) {
     // No ladder asked for: nothing to say. Asked for but not captured: say what was not checked.
     const why = ctx.packetsUnavailable;
-    if (why !== undefined) ctx.report('packets', 'the short-lived states, from packets', `skipped (no capture: ${why})`);
+    if (why === undefined) return;
+    ctx.step('Follow both ends through the packets: the short-lived states a table read misses.');
+    ctx.report('packets', 'the short-lived states, from packets', `skipped (no capture: ${why})`);
     return;
   }
   ctx.step('Follow both ends through the captured packets (the ladder below): the short-lived states a table read misses.');
@@ -69,8 +71,9 @@ async function followThePackets(ctx: LabContext, ends: ConnectionEnds): Promise<
   const firstFin = connection.steps.find((step) => step.segment.flags & TCP_FLAGS.FIN);
   ctx.expectFact('first-fin', 'who sent the first FIN', 'the server', firstFin === undefined ? 'nobody' : `the ${firstFin.from}`);
   const activeClose = server.includes('FIN_WAIT1') && server.at(-1) === 'TIME_WAIT';
-  ctx.expectFact('server-path', "the server's way out", 'FIN_WAIT1 … TIME_WAIT', activeClose ? 'FIN_WAIT1 … TIME_WAIT' : server.join(' → '));
-  ctx.expectFact('client-path', "the client's way out", 'CLOSE_WAIT → LAST_ACK → CLOSED', client.slice(-3).join(' → '));
+  ctx.expectFact('server-path', 'server went FIN_WAIT1 … TIME_WAIT', 'yes', activeClose ? 'yes' : server.join(' → '));
+  const passiveClose = client.slice(-3).join(' → ') === 'CLOSE_WAIT → LAST_ACK → CLOSED';
+  ctx.expectFact('client-path', 'client went CLOSE_WAIT → LAST_ACK → CLOSED', 'yes', passiveClose ? 'yes' : client.join(' → '));
   // Linux delays the ACK of a FIN (it enters "pingpong" mode in tcp_fin()): when the client's
   // program closes at once, its FIN carries that ACK, and the server skips FIN_WAIT2.
   ctx.report('fin-wait2', 'FIN_WAIT2 on the server', server.includes('FIN_WAIT2') ? 'yes: the ACK of its FIN came alone, before the client\'s FIN' : "no: the client's FIN carried the ACK of the server's FIN (a delayed ACK), so FIN_WAIT1 went straight to TIME_WAIT");
