@@ -25,7 +25,7 @@ export const ExitCode = {
   unavailable: 69,
   /** An internal error: a bug in lab-server. Please report it. */
   software: 70,
-  /** An output file cannot be created: `--pcap` to a folder that does not exist, or is not ours. */
+  /** An output file the user named cannot be created or written: `--pcap`, `--log-file`. */
   cantCreate: 73,
   /** Permission denied: a privileged port without root. */
   noPermission: 77,
@@ -50,7 +50,9 @@ export const ERROR_CODES = {
   ERR_PRIVILEGED_PORT: { exitCode: ExitCode.noPermission, meaning: 'bind() said EACCES: a port below 1024 without root' },
   ERR_PORT_IN_USE: { exitCode: ExitCode.unavailable, meaning: 'bind() said EADDRINUSE' },
   ERR_ADDRESS_NOT_AVAILABLE: { exitCode: ExitCode.unavailable, meaning: 'bind() said EADDRNOTAVAIL: not an address of this machine' },
-  ERR_BAD_DESCRIPTOR: { exitCode: ExitCode.unavailable, meaning: 'an inherited descriptor is not a socket of the expected kind' },
+  ERR_BAD_DESCRIPTOR: { exitCode: ExitCode.unavailable, meaning: 'an inherited descriptor (from systemd or inetd) is not a TCP or UDP socket of the expected kind, or cannot be told apart' },
+  ERR_NOT_ACTIVATED: { exitCode: ExitCode.unavailable, meaning: '--systemd without sockets from systemd (LISTEN_PID/LISTEN_FDS), or --inetd without a socket on descriptor 0' },
+  ERR_LOG_FILE: { exitCode: ExitCode.cantCreate, meaning: '--log-file: the file cannot be opened for appending' },
   ERR_UNKNOWN_HOST: { exitCode: ExitCode.noHost, meaning: '--host, or a client\'s host, does not resolve' },
   ERR_CONNECT_FAILED: { exitCode: ExitCode.unavailable, meaning: 'client: no address of the host accepted the connection' },
   ERR_CONNECTION_LOST: { exitCode: ExitCode.unavailable, meaning: 'client: the connection was reset or failed' },

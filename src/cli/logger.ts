@@ -4,6 +4,7 @@
  */
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { LabError } from '../errors.js';
 import { wantsColour, wrapText } from './terminal.js';
 
 /** What pino-pretty writes before each message: `[HH:MM:ss.mmm] LEVEL: `, as wide as for INFO and WARN. */
@@ -14,16 +15,35 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** Pretty on a terminal, JSON when stdout is a pipe or a file. */
-export const defaultLogFormat = (): LogFormat => (process.stdout.isTTY ? 'pretty' : 'json');
+/**
+ * Where log lines go: standard output (the default) or error, a file opened for appending
+ * (--log-file), or nowhere, when a supervisor made both stdout and stderr the client's socket
+ * (see socket-activation.ts).
+ */
+export type LogDestination = { fd: 1 | 2 } | { file: string } | 'nowhere';
 
-export function createLogger(format: LogFormat, level: LogLevel): Logger {
-  if (format === 'pretty') {
+const STDOUT: LogDestination = { fd: 1 };
+
+/** The terminal, or pipe, or file, behind a standard descriptor; a log file is never a terminal. */
+const streamOf = (destination: LogDestination): { isTTY?: boolean; columns?: number } =>
+  destination === 'nowhere' || 'file' in destination ? {} : destination.fd === 1 ? process.stdout : process.stderr;
+
+/** Pretty on a terminal, JSON into a pipe or a file. */
+const defaultLogFormat = (destination: LogDestination = STDOUT): LogFormat => (streamOf(destination).isTTY ? 'pretty' : 'json');
+
+/** A logger writing to `destination`, in `format` (by default, the one that suits the destination). */
+export function createLogger(format: LogFormat | undefined, level: LogLevel, destination: LogDestination = STDOUT): Logger {
+  if (destination === 'nowhere') return pino({ level: 'silent' });
+  // Synchronous writes: every line is out before the process exits, even on a signal.
+  const sink = 'file' in destination ? appendTo(destination.file) : destination.fd;
+  if ((format ?? defaultLogFormat(destination)) === 'pretty') {
     // The message says it all for a person; the structured fields stay in the JSON format.
-    const width = process.stdout.isTTY ? process.stdout.columns : undefined;
+    const terminal = streamOf(destination);
+    const width = terminal.isTTY ? terminal.columns : undefined;
     const stream = pretty({
+      destination: sink,
       sync: true,
-      colorize: wantsColour(process.stdout),
+      colorize: wantsColour(terminal),
       translateTime: 'SYS:HH:MM:ss.l',
       hideObject: true,
       messageFormat: (line, messageKey) => {
@@ -38,6 +58,16 @@ export function createLogger(format: LogFormat, level: LogLevel): Logger {
     });
     return pino({ level, base: undefined }, stream);
   }
-  // Synchronous writes: every line is out before the process exits, even on a signal.
-  return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+  return pino({ level, base: { pid: process.pid } }, typeof sink === 'number' ? pino.destination({ dest: sink, sync: true }) : sink);
+}
+
+/** --log-file: opened with O_APPEND, so each line lands at the end even if another process writes there too. */
+function appendTo(file: string): ReturnType<typeof pino.destination> {
+  try {
+    return pino.destination({ dest: file, append: true, sync: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    const why: Record<string, string> = { ENOENT: 'its folder does not exist', EACCES: 'permission denied', EISDIR: 'it is a folder', EROFS: 'the file system is read-only' };
+    throw new LabError('ERR_LOG_FILE', `cannot open --log-file ${JSON.stringify(file)} for appending: ${why[code] ?? code}`);
+  }
 }

@@ -5,19 +5,23 @@
 import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { Logger } from 'pino';
+import { LabError } from '../errors.js';
 import { AccessControl } from '../framework/access-control.js';
 import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../framework/datagram-server.js';
+import { escapeText } from '../framework/escape.js';
 import { EventStream } from '../framework/events.js';
 import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
-import { createServer, DEFAULT_MAX_CONNECTIONS } from '../framework/server.js';
+import { createServer, DEFAULT_MAX_CONNECTIONS, type LabServer } from '../framework/server.js';
+import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
 import { protocols } from '../protocols/index.js';
 import { countOption, HIGHEST_PORT, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
-import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS } from './logger.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
+import { inetdSocket, logDestination, requireSystemdSockets, systemdSockets, type HandedOver } from './socket-activation.js';
 
 const DEFAULT_SHUTDOWN_SECONDS = 5;
 const DEFAULT_BASE_PORT = 10000;
@@ -42,7 +46,8 @@ function commonOptions(y: Argv) {
         ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.perSecond, coerce: positiveIntegerOption('udp-rate'),
         describe: 'UDP: replies per second to one peer address after the burst',
       },
-      'log-format': { ...VALUE_REQUIRED, choices: LOG_FORMATS, default: defaultLogFormat(), defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
+      'log-format': { ...VALUE_REQUIRED, choices: LOG_FORMATS, defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
+      'log-file': { ...VALUE_REQUIRED, type: 'string', describe: 'Append the log to this file instead of writing it to stdout' },
       'log-level': { ...VALUE_REQUIRED, choices: LOG_LEVELS, default: 'info' as const, describe: 'Least severe log level shown (debug shows each connection state change)' },
       'kernel-states': {
         type: 'boolean', default: true,
@@ -68,12 +73,18 @@ function commonOptions(y: Argv) {
         ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),
         describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
       },
+      systemd: {
+        type: 'boolean',
+        describe: 'Serve the sockets systemd passes (socket activation: LISTEN_FDS, descriptors 3 and up), and fail without them; without this flag they are served when present',
+      },
       'shutdown-timeout': {
         ...NUMBER_VALUE, default: DEFAULT_SHUTDOWN_SECONDS, coerce: secondsOption('shutdown-timeout'),
         describe: 'On Ctrl-C or SIGTERM, give open connections this many seconds to finish, then close them',
       },
     })
     .conflicts('udp', 'udp-only')
+    // Handed-over sockets come bound already: where and which transport are the supervisor's to say.
+    .conflicts('systemd', ['host', 'udp', 'udp-only'])
     .strict();
 }
 
@@ -92,13 +103,14 @@ function closeOptions<T>(y: Argv<T>) {
  * The order of --help: what a first run needs (where to listen, UDP, the protocol's own options)
  * first, then each concern in a group of its own. yargs lists ungrouped options first otherwise.
  */
-function helpGroups<T>(y: Argv<T>, { main, closes }: { main: string[]; closes: boolean }): Argv<T> {
+function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; closes: boolean; inetd: boolean }): Argv<T> {
   y.group([...main, 'host', 'udp', 'udp-only', 'iterative', 'help', 'version'], 'Options:');
   if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
   return y
-    .group(['log-format', 'log-level', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
+    .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
     .group(['max-connections', 'max-per-source', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate'], 'Limits:')
-    .group(['allow', 'deny'], 'Access:');
+    .group(['allow', 'deny'], 'Access:')
+    .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
 }
 
 type CommonArguments = Awaited<ReturnType<typeof commonOptions>['argv']> & Partial<Awaited<ReturnType<typeof closeOptions>['argv']>>;
@@ -116,16 +128,22 @@ export function protocolCommand(protocol: Protocol) {
     command: protocol.name,
     describe: `${protocol.summary} (RFC ${protocol.rfc}, default port ${protocol.defaultPort})`,
     builder: (y: Argv) => {
-      const withPort = commonOptions(y.options(protocol.options)).options({
-        port: {
-          ...NUMBER_VALUE, alias: 'p', default: protocol.defaultPort, coerce: parsePort,
-          describe: 'Port to listen on; 0 lets the kernel pick a free one (its number is logged)',
-        },
-      });
+      const withPort = commonOptions(y.options(protocol.options))
+        .options({
+          port: {
+            ...NUMBER_VALUE, alias: 'p', default: protocol.defaultPort, coerce: parsePort,
+            describe: 'Port to listen on; 0 lets the kernel pick a free one (its number is logged)',
+          },
+          inetd: {
+            type: 'boolean',
+            describe: 'Serve the socket on descriptor 0, as inetd, xinetd and systemd (StandardInput=socket) hand it over: one connection (then exit), a listening socket, or a UDP socket; the log never goes to that socket',
+          },
+        })
+        .conflicts('inetd', ['systemd', 'host', 'udp', 'udp-only']);
       const main = ['port', ...Object.keys(protocol.options)];
-      return helpGroups(protocol.closesFirst ? closeOptions(withPort) : withPort, { main, closes: protocol.closesFirst });
+      return helpGroups(protocol.closesFirst ? closeOptions(withPort) : withPort, { main, closes: protocol.closesFirst, inetd: true });
     },
-    handler: (args: CommonArguments & { port: number }) => serve([{ protocol, port: args.port, settings: args }], args),
+    handler: (args: CommonArguments & { port: number; inetd?: boolean }) => serve([{ protocol, port: args.port, settings: args }], args),
   };
 }
 
@@ -134,7 +152,7 @@ export const allCommand = {
   command: 'all',
   describe: `every protocol at once, each at --base-port + its well-known port (${protocols.map((p) => `${p.name} ${p.wellKnownPort}`).join(', ')})`,
   builder: (y: Argv) =>
-    helpGroups(commonOptions(y), { main: ['base-port'], closes: false }).options({
+    helpGroups(commonOptions(y), { main: ['base-port'], closes: false, inetd: false }).options({
       'base-port': {
         ...NUMBER_VALUE, default: DEFAULT_BASE_PORT, coerce: portInRange('base-port', 1, HIGHEST_BASE_PORT, 'so that every service gets a port'),
         describe: 'Add each well-known port to this one: 10000 puts echo on 10007',
@@ -156,13 +174,13 @@ interface RunningService {
 }
 
 /** Starts every service, waits for a signal, and shuts them all down. */
-async function serve(services: Service[], args: CommonArguments): Promise<void> {
-  const logger = createLogger(args.logFormat, args.logLevel);
+async function serve(services: Service[], args: CommonArguments & { inetd?: boolean }): Promise<void> {
+  // Sockets a supervisor handed over: when there are some, they are served and nothing is bound here.
+  const handedOver = handedOverSockets(args);
+  const logger = createLogger(args.logFormat, args.logLevel, logDestination(args.logFile, handedOver));
+  const inherited = await Promise.all(handedOver.map(async (socket) => ({ ...socket, ...(await probeSocket(socket.fd)) })));
   // Tuning for the whole process, as a daemon's main() does: descriptors, then the C heap.
-  const addresses = args.host === undefined ? LOOPBACK_ADDRESSES.length : 1;
-  const tcpServices = args.udpOnly ? 0 : services.length;
-  const udpServices = args.udp || args.udpOnly ? services.length : 0;
-  fitConnectionsToDescriptors(args, logger, { tcpServices, listeningSockets: (tcpServices + udpServices) * addresses });
+  fitConnectionsToDescriptors(args, logger, inherited.length > 0 ? inheritedSocketCounts(inherited) : boundSocketCounts(services, args));
   raiseMallocThresholds();
   // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
   const stopRequested = shutdownSignal(logger);
@@ -173,23 +191,92 @@ async function serve(services: Service[], args: CommonArguments): Promise<void> 
   const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) }) : undefined;
   const ownPorts = new Set<number>();
   const running: RunningService[] = [];
+  const connections: Promise<void>[] = [];
   try {
-    for (const service of services) {
-      if (!args.udpOnly) running.push(await startTcp(service, args, events, ownPorts));
-      if (args.udp || args.udpOnly) running.push(await startUdp(service, args, events, ownPorts));
-    }
+    if (inherited.length === 0) await bindServices(services, args, events, ownPorts, running);
+    else await serveHandedOver(inherited, services, args, events, ownPorts, running, connections);
   } catch (error) {
     await Promise.all(running.map((service) => service.close(0)));
     throw error;
   }
-  await stopRequested;
+  // A connection handed over alone (inetd's nowait, systemd's Accept=yes) is this process's whole
+  // job: when it is closed, the process exits, and the supervisor starts another for the next one.
+  const onlyConnections = connections.length > 0 && connections.length === inherited.length;
+  await (onlyConnections ? Promise.race([stopRequested, Promise.all(connections)]) : stopRequested);
   await Promise.all(running.map((service) => service.close(args.shutdownTimeout)));
   await kernelStates?.stop();
 }
 
-async function startTcp(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>): Promise<RunningService> {
+/** --inetd's socket, or systemd's (read, and removed from the environment, in every case, as sd_listen_fds(3) does). */
+function handedOverSockets(args: CommonArguments & { inetd?: boolean }): HandedOver[] {
+  const fromSystemd = args.systemd ? requireSystemdSockets(process.env, process.pid) : systemdSockets(process.env, process.pid);
+  return args.inetd ? [inetdSocket()] : fromSystemd;
+}
+
+/**
+ * The service that serves a handed-over socket: the protocol its systemd name gives
+ * (FileDescriptorName=daytime), else the command's own. `lab-server all` has no protocol of its
+ * own, so there every socket must be named.
+ */
+function serviceFor(socket: HandedOver, services: Service[]): Service {
+  const named = protocols.find((protocol) => protocol.name === socket.name);
+  if (named !== undefined) return services.find((service) => service.protocol === named) ?? { protocol: named, port: 0, settings: defaultSettings(named) };
+  if (services.length === 1) return services[0]!;
+  const given = socket.name === undefined ? 'has no name' : `is named ${JSON.stringify(escapeText(socket.name))}`;
+  throw new LabError('ERR_BAD_DESCRIPTOR', `descriptor ${socket.fd} ${given}: lab-server all serves each socket from systemd as the protocol its FileDescriptorName= names (${protocols.map((p) => p.name).join(', ')})`);
+}
+
+/**
+ * Serves the sockets a supervisor handed over, each by the service serviceFor() picks: a listening
+ * or UDP socket as if bound here, a connection on its own (its end is added to `connections`).
+ */
+async function serveHandedOver(
+  inherited: readonly (HandedOver & ProbedSocket)[], services: Service[], args: CommonArguments, events: EventStream,
+  ownPorts: Set<number>, running: RunningService[], connections: Promise<void>[],
+): Promise<void> {
+  for (const socket of inherited) {
+    const service = serviceFor(socket, services);
+    const { fd, by, role, local, remote, name } = socket;
+    events.forService(service.protocol.name, role === 'datagram' ? 'udp' : 'tcp').emit('handed-over', {
+      fd, by, role, local, ...(remote !== undefined && { remote }), ...(name !== undefined && { name: escapeText(name) }),
+    });
+    ownPorts.add(local.port);
+    if (role === 'datagram') {
+      const server = udpServer(service, args, events, ownPorts);
+      await server.listen({ fd, family: socket.family });
+      running.push(server);
+      continue;
+    }
+    const server = tcpServer(service, args, events);
+    if (role === 'listening') await server.listen({ fd });
+    else connections.push(server.serveConnection(fd));
+    running.push(server);
+  }
+}
+
+/** Binds every service's own sockets: TCP, UDP, or both, on the loopback addresses or --host. */
+async function bindServices(services: Service[], args: CommonArguments, events: EventStream, ownPorts: Set<number>, running: RunningService[]): Promise<void> {
+  for (const service of services) {
+    if (!args.udpOnly) {
+      const server = tcpServer(service, args, events);
+      const [first] = await server.listen({ host: args.host, port: service.port });
+      running.push(server);
+      ownPorts.add(first!.port);
+      // With --udp and --port 0, UDP takes the port number the kernel gave TCP.
+      service.port = first!.port;
+    }
+    if (args.udp || args.udpOnly) {
+      const server = udpServer(service, args, events, ownPorts);
+      const [first] = await server.listen({ host: args.host, port: service.port });
+      running.push(server);
+      ownPorts.add(first!.port);
+    }
+  }
+}
+
+function tcpServer(service: Service, args: CommonArguments, events: EventStream): LabServer {
   const access = accessControl(args);
-  const server = createServer({
+  return createServer({
     protocol: service.protocol,
     settings: service.settings,
     events,
@@ -200,16 +287,11 @@ async function startTcp(service: Service, args: CommonArguments, events: EventSt
     closePolicy: { mode: args.close ?? 'fin', delayMs: args.closeDelay ?? 0 },
     ...(access && { access }),
   });
-  const [first] = await server.listen({ host: args.host, port: service.port });
-  ownPorts.add(first!.port);
-  // With --udp and --port 0, UDP takes the port number the kernel gave TCP.
-  service.port = first!.port;
-  return server;
 }
 
-async function startUdp(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>): Promise<RunningService> {
+function udpServer(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>): DatagramServer {
   const access = accessControl(args);
-  const server = new DatagramServer({
+  return new DatagramServer({
     ...(access && { access }),
     protocol: service.protocol,
     settings: service.settings,
@@ -217,9 +299,24 @@ async function startUdp(service: Service, args: CommonArguments, events: EventSt
     ownPorts,
     budget: { burst: args.udpBurst, perSecond: args.udpRate },
   });
-  const [first] = await server.listen({ host: args.host, port: service.port });
-  ownPorts.add(first!.port);
-  return server;
+}
+
+/** TCP services, and every socket held besides connections, when this process binds its own. */
+function boundSocketCounts(services: Service[], args: CommonArguments): SocketCounts {
+  const addresses = args.host === undefined ? LOOPBACK_ADDRESSES.length : 1;
+  const tcpServices = args.udpOnly ? 0 : services.length;
+  const udpServices = args.udp || args.udpOnly ? services.length : 0;
+  return { tcpServices, listeningSockets: (tcpServices + udpServices) * addresses };
+}
+
+/** The same for handed-over sockets: each TCP one is a service of its own. */
+function inheritedSocketCounts(inherited: readonly ProbedSocket[]): SocketCounts {
+  return { tcpServices: inherited.filter(({ role }) => role !== 'datagram').length, listeningSockets: inherited.length };
+}
+
+interface SocketCounts {
+  tcpServices: number;
+  listeningSockets: number;
 }
 
 /**
@@ -227,7 +324,7 @@ async function startUdp(service: Service, args: CommonArguments, events: EventSt
  * TCP service may fill its own --max-connections; the listening sockets are held besides. (Node
  * raises the soft limit to the hard one at startup, so the hard limit is the one that counts.)
  */
-function fitConnectionsToDescriptors(args: CommonArguments, logger: Logger, { tcpServices, listeningSockets }: { tcpServices: number; listeningSockets: number }): void {
+function fitConnectionsToDescriptors(args: CommonArguments, logger: Logger, { tcpServices, listeningSockets }: SocketCounts): void {
   const limit = openFilesLimit();
   if (limit === undefined || tcpServices === 0) return;
   const fits = Math.max(1, Math.floor(connectionsWithin(limit - listeningSockets) / tcpServices));

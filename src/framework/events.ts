@@ -19,6 +19,7 @@
  * length check.
  */
 import type { Endpoint } from './endpoint.js';
+import type { SocketRole } from './socket-probe.js';
 
 export type Transport = 'tcp' | 'udp';
 
@@ -27,6 +28,13 @@ export type ConnectionState = 'accepted' | 'active' | 'peer-closed' | 'closing' 
 
 /** Why the server itself ended a connection, when it did. */
 export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'protocol-error';
+
+/**
+ * Who handed this process a socket it did not open: systemd's socket activation (descriptors 3 and
+ * up, counted in LISTEN_FDS), or a supervisor following inetd's convention (descriptor 0: inetd,
+ * xinetd, systemd's StandardInput=socket).
+ */
+export type Supervisor = 'systemd' | 'inetd';
 
 /** Why a connection was reset as soon as it was accepted. */
 export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source';
@@ -68,6 +76,12 @@ interface DatagramFields {
 
 /** The fields of each event type, besides the ones every event has. */
 export interface EventFields {
+  /**
+   * A supervisor handed over an open socket, and this service serves it: a listening TCP socket, a
+   * connection it accepted, or a UDP socket (`role`, found by socket-probe.ts). `name` is systemd's
+   * FileDescriptorName= for it, escaped, when one was given.
+   */
+  'handed-over': { fd: number; by: Supervisor; role: SocketRole; local: Endpoint; remote?: Endpoint; name?: string };
   /** A socket is bound and listening (TCP) or bound (UDP). `inherited`: it came open from elsewhere (a descriptor, a handle). */
   listening: { local: Endpoint; inherited: boolean; rfc: number };
   /** accept(2) returned a connection; the kernel had already completed the handshake. */
@@ -153,7 +167,7 @@ export interface Clock {
 export const SYSTEM_CLOCK: Clock = { monotonicMs: () => performance.now(), timeOrigin: performance.timeOrigin };
 
 export const EVENT_TYPES: readonly EventType[] = [
-  'listening', 'accepted', 'refused', 'accept-error', 'queued', 'state', 'peer-name', 'message', 'sent',
+  'handed-over', 'listening', 'accepted', 'refused', 'accept-error', 'queued', 'state', 'peer-name', 'message', 'sent',
   'idle-timeout', 'close-skipped', 'socket-error', 'protocol-error', 'closed', 'kernel-state',
   'kernel-state-sampled', 'kernel-state-skipped', 'kernel-state-failed', 'kernel-state-unavailable',
   'datagram', 'udp-dropped', 'udp-error', 'draining', 'summary',

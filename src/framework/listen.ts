@@ -9,7 +9,8 @@
  *   127.0.0.1 and ::1, on the same port: only this machine can connect, which is the safe default
  *   for a student's laptop; `--host ::` serves every interface. `::` accepts IPv4 clients too (as
  *   IPv4-mapped addresses) and falls back to 0.0.0.0 where the kernel has no IPv6.
- * - `{ fd }`: a descriptor this process inherited, already bound (and, for TCP, listening).
+ * - `{ fd }`: a descriptor this process inherited, already bound (and, for TCP, listening), as
+ *   systemd and inetd hand them over (socket-probe.ts finds out which kind a descriptor is).
  * - `{ handle }`: a net.Server or dgram.Socket already listening in this process.
  *
  * bind(2) and listen(2) failures become one line that says what to do (describeListenError).
@@ -18,9 +19,12 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { LabError } from '../errors.js';
+import { adoptUdpDescriptorZero } from './descriptor-zero.js';
 import { type Endpoint } from './endpoint.js';
+import { probeSocket } from './socket-probe.js';
 
-export type ListenOn<Handle> = { host?: string; port: number } | { fd: number } | { handle: Handle };
+/** `family`, for a UDP descriptor: its address family, when the caller knows it already (see openUdpSockets). */
+export type ListenOn<Handle> = { host?: string; port: number } | { fd: number; family?: 4 | 6 } | { handle: Handle };
 
 /** One open socket, and where it listens. */
 export interface Bound<Handle> {
@@ -43,7 +47,7 @@ const SAME_PORT_TRIES = 3;
 /** How to open, adopt and close one kind of socket: the part that differs between TCP and UDP. */
 interface SocketKind<Handle> {
   bind(host: string, port: number): Promise<Handle>;
-  fromDescriptor(fd: number): Promise<Handle>;
+  fromDescriptor(fd: number, family?: 4 | 6): Promise<Handle>;
   address(handle: Handle): Endpoint;
   close(handle: Handle): Promise<void>;
 }
@@ -54,7 +58,7 @@ const ipv6Unavailable = (error: unknown): boolean => ['EAFNOSUPPORT', 'EADDRNOTA
 async function open<Handle>(on: ListenOn<Handle>, kind: SocketKind<Handle>): Promise<Bound<Handle>[]> {
   const bound = (handle: Handle, inherited: boolean): Bound<Handle> => ({ handle, local: kind.address(handle), inherited });
   if ('handle' in on) return [bound(on.handle, true)];
-  if ('fd' in on) return [bound(await kind.fromDescriptor(on.fd), true)];
+  if ('fd' in on) return [bound(await kind.fromDescriptor(on.fd, on.family), true)];
   const { host, port } = on;
   const bindOrExplain = (address: string, shownHost = host): Promise<Handle> =>
     kind.bind(address, port).catch((error: unknown) => {
@@ -119,9 +123,16 @@ export function openUdpSockets(on: ListenOn<dgram.Socket>, create: (type: dgram.
   return open(on, {
     // An IPv6 socket (ipv6Only off) receives IPv4 datagrams too, as a `::` TCP listener does.
     bind: (host, port) => bind(create(net.isIPv6(host) ? 'udp6' : 'udp4'), { address: host, port }),
-    fromDescriptor: async (fd) => {
+    // sendto(2) takes an address of the socket's own family, and a dgram.Socket sends with the
+    // family it was created with: adopted as udp6, an IPv4 socket could read datagrams but every
+    // reply would fail (EINVAL). So the descriptor is adopted with its own family, asked of the
+    // kernel when the caller does not know it (IPv6 where the kernel's tables cannot say).
+    fromDescriptor: async (fd, known) => {
+      const family = known ?? (await probeSocket(fd).then(({ family }) => family, () => 6));
+      const type = family === 4 ? 'udp4' : 'udp6';
       try {
-        return await bind(create('udp6'), { fd });
+        // dgram will not adopt descriptor 0, where inetd puts the socket: see descriptor-zero.ts.
+        return fd === 0 ? await adoptUdpDescriptorZero(type) : await bind(create(type), { fd });
       } catch (error) {
         throw badDescriptor(fd, 'a bound UDP socket', error);
       }

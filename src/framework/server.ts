@@ -11,7 +11,7 @@
  *   getpeername(), getsockname()                             → the socket pair, read once at accept
  */
 import { lookupService } from 'node:dns/promises';
-import { setMaxListeners } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import net from 'node:net';
 import type { AccessControl } from './access-control.js';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy } from './connection.js';
@@ -137,6 +137,20 @@ export class LabServer {
     return bound.map(({ local }) => local);
   }
 
+  /**
+   * Serves one connection that another process accepted, on an inherited descriptor: inetd's
+   * `nowait` services and systemd's Accept=yes call accept(2) themselves and start one server
+   * process per connection, the way a forking C server does after accept. The connection meets
+   * the same access rules and lifecycle as one accepted here. Resolves once it is closed.
+   */
+  async serveConnection(fd: number): Promise<void> {
+    // Node documents a socket made from a descriptor as neither readable nor writable unless told.
+    const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    const closed = once(socket, 'close');
+    this.accept(socket);
+    await closed;
+  }
+
   /** The first listening socket's local end (the port is the same on every one). */
   address(): Endpoint {
     const first = this.listeners[0];
@@ -182,18 +196,19 @@ export class LabServer {
     Object.assign(server, { allowHalfOpen: true, pauseOnConnect: true });
     const listener: Listener = { server, ...(WILDCARD_ADDRESSES.has(local.address) ? {} : { fixedLocal: local }) };
     this.listeners.push(listener);
-    server.on('connection', (socket: net.Socket) => this.accept(listener, socket));
+    server.on('connection', (socket: net.Socket) => this.accept(socket, listener.fixedLocal));
     // After listen succeeds, errors come from accept(2), e.g. EMFILE when out of descriptors.
     // They concern one would-be connection; the listener keeps going.
     server.on('error', (error: NodeJS.ErrnoException) => this.events.emit('accept-error', { code: error.code ?? 'ERROR', message: error.message }));
     this.events.emit('listening', { local, inherited, rfc: this.protocol.rfc });
   }
 
-  private accept(listener: Listener, socket: net.Socket): void {
+  /** A new connection, from one of our listeners (whose address may be `fixedLocal`) or handed over. */
+  private accept(socket: net.Socket, fixedLocal?: Endpoint): void {
     // The socket pair, read once now, while the kernel still has it: getpeername(2) for the
     // client's end, and getsockname(2) for ours unless the listener's own address says it.
     const remote = remoteEndpoint(socket);
-    const local = listener.fixedLocal ?? localEndpoint(socket);
+    const local = fixedLocal ?? localEndpoint(socket);
     const source = unmapIPv4(remote.address);
     const refusal = this.admission(source);
     if (refusal !== undefined) return this.refuse(socket, local, remote, refusal);

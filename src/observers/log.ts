@@ -32,6 +32,7 @@ const RECENTLY_CLOSED_REMEMBERED = 1000;
 
 /** The level of each event's line. Events at a level the logger does not show are not subscribed to. */
 const LEVELS: Record<EventType, Level> = {
+  'handed-over': 'info',
   listening: 'info',
   accepted: 'info',
   refused: 'warn',
@@ -144,11 +145,27 @@ export class LogObserver {
         return this.isLogged(conn) ? format(event, conn) : undefined;
       };
     return {
+      'handed-over': (event) => {
+        const { fd, by, role, local, remote, name, transport } = event;
+        const who = by === 'systemd' ? 'systemd' : 'the supervisor (inetd convention)';
+        const how = `handed over as descriptor ${fd}${name === undefined ? '' : ` (FileDescriptorName=${name})`}`;
+        const listening = `${formatListeningEndpoint(local)}${transport === 'udp' ? '/udp' : ''}`;
+        const pair = remote === undefined ? undefined : formatSocketPair(local, remote);
+        const [socket, what] =
+          pair !== undefined
+            ? [pair, `connection ${pair}, which ${who} accepted and ${how}: one process per connection`]
+            : [listening, `${listening}, a ${role === 'datagram' ? 'UDP' : 'listening TCP'} socket ${who} opened and ${how}`];
+        return [
+          { protocol: event.protocol, ...(transport === 'udp' && { transport }), fd, by, role, socket, ...(name !== undefined && { name }) },
+          `${event.protocol}: serving ${what}`,
+        ];
+      },
       listening: (event) => {
         const { local, transport } = event;
         const socket = `${formatListeningEndpoint(local)}${transport === 'udp' ? '/udp' : ''}`;
         // Said once: a service on loopback has two listeners, and `all` has many services.
-        const loopback = isLoopback(local.address) && !this.loopbackExplained ? ' (loopback: only this machine can connect; --host :: serves other machines too)' : '';
+        // Not for an inherited socket: where it listens is its supervisor's choice, not --host.
+        const loopback = isLoopback(local.address) && !event.inherited && !this.loopbackExplained ? ' (loopback: only this machine can connect; --host :: serves other machines too)' : '';
         if (loopback !== '') this.loopbackExplained = true;
         return [
           { protocol: event.protocol, ...(transport === 'udp' && { transport }), address: local.address, port: local.port, socket, ...(event.inherited && { inherited: true }) },

@@ -141,12 +141,25 @@ export function formatIPv6(bytes: readonly number[]): string {
  * kernel address, congestion details), which differ between row kinds and kernel versions.
  * A row that does not parse is an error naming its line: silently dropping a socket would
  * hide exactly the thing a student is looking for. `filter`, if given, keeps only the rows
- * with its port at one end and, with `peerPorts`, one of those at the other (a cheap text match;
- * a row that merely contains the same hex digits elsewhere is decoded and then kept, so the
- * caller still matches endpoints exactly).
+ * with its port at one end and, with `peerPorts`, one of those at the other, or only the row of
+ * one socket inode (a cheap text match; a row that merely contains the same digits elsewhere is
+ * decoded and then kept, so the caller still matches exactly).
  */
 export function parseProcNetTcp(text: string, family: 4 | 6, endianness: Endianness = 'LE', filter?: RowFilter): TcpSocketEntry[] {
-  const source = family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6';
+  return parseSocketTable(text, family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6', family, endianness, filter);
+}
+
+/**
+ * The same for /proc/net/udp and /proc/net/udp6, whose rows have the same first columns. UDP has
+ * no state machine, but the kernel keeps TCP's state codes in every socket (sk_state) and prints
+ * them here too: 07 (CLOSE) for an unconnected UDP socket, a server's, and 01 (ESTABLISHED) for
+ * one that called connect(2).
+ */
+export function parseProcNetUdp(text: string, family: 4 | 6, endianness: Endianness = 'LE', filter?: RowFilter): TcpSocketEntry[] {
+  return parseSocketTable(text, family === 4 ? '/proc/net/udp' : '/proc/net/udp6', family, endianness, filter);
+}
+
+function parseSocketTable(text: string, source: string, family: 4 | 6, endianness: Endianness, filter?: RowFilter): TcpSocketEntry[] {
   const entries: TcpSocketEntry[] = [];
   const mentions = filter === undefined ? undefined : rowMatcher(filter);
   text.split('\n').forEach((line, index) => {
@@ -163,16 +176,20 @@ export function parseProcNetTcp(text: string, family: 4 | 6, endianness: Endiann
   return entries;
 }
 
-/** Which rows to decode: on a busy machine the table holds tens of thousands, each costly to decode. */
-export interface RowFilter {
-  /** Rows with this port at either end. */
-  port: number;
-  /** And, if given, one of these at the other end: the client ports of the connections looked up. */
-  peerPorts?: readonly number[];
-}
+/**
+ * Which rows to decode: on a busy machine the table holds tens of thousands, each costly to decode.
+ * Either the rows of one port (and, if given, one of these ports at the other end: the client
+ * ports of the connections looked up), or the row of one socket, by its inode.
+ */
+export type RowFilter = { port: number; peerPorts?: readonly number[] } | { inode: number };
 
-/** A test on a row's text for the ports as the kernel prints them (`:%04X` and a space). */
-function rowMatcher({ port, peerPorts }: RowFilter): (line: string) => boolean {
+/** A test on a row's text for the ports as the kernel prints them (`:%04X` and a space), or for the inode (decimal, between spaces). */
+function rowMatcher(filter: RowFilter): (line: string) => boolean {
+  if ('inode' in filter) {
+    const inodeField = ` ${filter.inode} `;
+    return (line) => line.includes(inodeField);
+  }
+  const { port, peerPorts } = filter;
   const field = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
   const portField = `:${field(port)} `;
   if (peerPorts === undefined) return (line) => line.includes(portField);

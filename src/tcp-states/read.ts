@@ -1,5 +1,6 @@
 /**
- * Reading the kernel's TCP socket table on Linux: /proc/net/tcp (IPv4) and /proc/net/tcp6 (IPv6).
+ * Reading the kernel's TCP socket table on Linux: /proc/net/tcp (IPv4) and /proc/net/tcp6 (IPv6),
+ * and, to find one socket by its inode, the UDP tables beside them.
  *
  * /proc is not a disk: each read asks the kernel to print its socket table as it is right now,
  * so two reads a moment apart can differ. Other systems keep this table too, but only Linux
@@ -10,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { endianness, platform } from 'node:os';
 import { join } from 'node:path';
 import { LabError } from '../errors.js';
-import { parseProcNetTcp, type TcpSocketEntry } from './parse.js';
+import { parseProcNetTcp, parseProcNetUdp, type TcpSocketEntry } from './parse.js';
 
 export { findConnection, type Endpoint, type TcpSocketEntry } from './parse.js';
 
@@ -50,6 +51,36 @@ export async function readTcpSockets(options: ReadTcpSocketsOptions = {}): Promi
   const { port, peerPorts } = options;
   const filter = port === undefined ? undefined : { port, peerPorts };
   return [...parseProcNetTcp(tcp, 4, order, filter), ...(tcp6 === undefined ? [] : parseProcNetTcp(tcp6, 6, order, filter))];
+}
+
+/** A socket the kernel lists, and which of its tables lists it. */
+export interface ListedSocket {
+  transport: 'tcp' | 'udp';
+  entry: TcpSocketEntry;
+}
+
+/**
+ * The kernel's row for the socket with this inode number (what fstat(2) says of a socket
+ * descriptor, and `ls -l /proc/self/fd` shows as `socket:[inode]`), from whichever of
+ * /proc/net/tcp, tcp6, udp and udp6 lists it. Undefined when none does: a UNIX-domain socket, a
+ * socket of another network namespace (these files show the reading process's own), or a system
+ * without them (check isTcpStateReadingSupported first to tell that case apart).
+ */
+export async function findSocketByInode(inode: number, options: Pick<ReadTcpSocketsOptions, 'procRoot'> = {}): Promise<ListedSocket | undefined> {
+  const netDir = join(options.procRoot ?? '/proc', 'net');
+  const order = endianness();
+  const tables = [
+    { file: 'tcp', transport: 'tcp', family: 4, parse: parseProcNetTcp },
+    { file: 'tcp6', transport: 'tcp', family: 6, parse: parseProcNetTcp },
+    { file: 'udp', transport: 'udp', family: 4, parse: parseProcNetUdp },
+    { file: 'udp6', transport: 'udp', family: 6, parse: parseProcNetUdp },
+  ] as const;
+  for (const { file, transport, family, parse } of tables) {
+    const text = await readIfPresent(join(netDir, file));
+    const entry = text === undefined ? undefined : parse(text, family, order, { inode }).find((row) => row.inode === inode);
+    if (entry !== undefined) return { transport, entry };
+  }
+  return undefined;
 }
 
 /** How big the kernel's TCP table is, from /proc/net/sockstat(6). */

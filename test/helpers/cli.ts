@@ -55,23 +55,29 @@ async function finish(child: ChildProcess, input?: Buffer | string): Promise<Fin
 
 /** How long to wait for a log line before failing: ample for loopback on a loaded machine. */
 const EVENT_DEADLINE_MS = 10_000;
+/** How long to wait for a line from a program started with start(). */
+const LINE_DEADLINE_MS = 20_000;
 /** How long a server may take to exit after a signal (its shutdown deadline, plus slack) before it is killed. */
 const STOP_DEADLINE_MS = 15_000;
 
 export interface StartedProcess {
   child: ChildProcess;
-  /** The first stderr line (written now or later) that matches; rejects if the process exits first. */
-  stderrLine(pattern: RegExp): Promise<string>;
+  /** The first stdout line (written now or later) that matches; rejects if the process exits first, or after `deadlineMs`. */
+  stdoutLine(pattern: RegExp, deadlineMs?: number): Promise<string>;
+  /** The same on stderr. */
+  stderrLine(pattern: RegExp, deadlineMs?: number): Promise<string>;
   /** Resolves once the process has exited, with everything it wrote. */
   finished: Promise<Finished>;
 }
 
 /**
  * Starts a program and leaves its stdin open, for tests that act while it runs: write to
- * `child.stdin`, wait for what it says on stderr, then see how it ends.
+ * `child.stdin`, wait for what it says, then see how it ends. `prefix` runs it through another
+ * program first, e.g. ['systemd-socket-activate', '-l', '127.0.0.1:7000'].
  */
-export function start(script: string, args: string[]): StartedProcess {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+export function start(script: string, args: string[], { prefix = [] }: Pick<RunOptions, 'prefix'> = {}): StartedProcess {
+  const [command, ...rest] = [...prefix, process.execPath, script, ...args];
+  const child = spawn(command!, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -82,21 +88,32 @@ export function start(script: string, args: string[]): StartedProcess {
     const stdoutBytes = Buffer.concat(stdout);
     return { code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(stderr).toString() };
   });
-  const stderrLine = (pattern: RegExp): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const look = (): boolean => {
-        const line = Buffer.concat(stderr).toString().split('\n').find((l) => pattern.test(l));
-        if (line !== undefined) resolve(line);
-        return line !== undefined;
-      };
-      if (look()) return;
-      const onData = (): void => void (look() && child.stderr!.off('data', onData));
-      child.stderr!.on('data', onData);
-      void closed.then(() => {
-        if (!look()) reject(new Error(`exited without a stderr line matching ${pattern}: ${Buffer.concat(stderr).toString()}`));
+  const lineOn =
+    (stream: NodeJS.ReadableStream, chunks: Buffer[], name: string) =>
+    (pattern: RegExp, deadlineMs = LINE_DEADLINE_MS): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const look = (): boolean => {
+          const line = Buffer.concat(chunks).toString().split('\n').find((l) => pattern.test(l));
+          if (line !== undefined) resolve(line);
+          return line !== undefined;
+        };
+        if (look()) return;
+        const timer = setTimeout(() => stop(`no ${name} line matching ${pattern} within ${deadlineMs / 1000} s`), deadlineMs);
+        const stop = (why: string): void => {
+          clearTimeout(timer);
+          stream.off('data', onData);
+          if (!look()) reject(new Error(`${why}: ${Buffer.concat(chunks).toString()}`));
+        };
+        const onData = (): void => void (look() && stop('found'));
+        stream.on('data', onData);
+        void closed.then(() => stop(`exited without a ${name} line matching ${pattern}`));
       });
-    });
-  return { child, stderrLine, finished };
+  return { child, stdoutLine: lineOn(child.stdout!, stdout, 'stdout'), stderrLine: lineOn(child.stderr!, stderr, 'stderr'), finished };
+}
+
+/** The JSON objects among `text`'s lines (a log, possibly mixed with another program's lines). */
+export function jsonLines(text: string): LogLine[] {
+  return text.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as LogLine);
 }
 
 export interface RunningServer {

@@ -1,4 +1,5 @@
 /** Starting a real server on 127.0.0.1 and an ephemeral port, and talking to it. */
+import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { EventRecorder } from '../../src/framework/event-recorder.js';
@@ -34,6 +35,27 @@ export async function connect(port: number, host = '127.0.0.1'): Promise<net.Soc
   const socket = net.connect({ host, port, allowHalfOpen: true });
   await once(socket, 'connect', { signal: AbortSignal.timeout(5000) });
   return socket;
+}
+
+/**
+ * A port that was free on 127.0.0.1 a moment ago, for a program that must be told its port rather
+ * than given port 0 (systemd-socket-activate, xinetd): bound with port 0, then closed.
+ */
+export async function freePort(transport: 'tcp' | 'udp' = 'tcp'): Promise<number> {
+  if (transport === 'udp') {
+    const socket = dgram.createSocket('udp4');
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    const { port } = socket.address();
+    socket.close();
+    return port;
+  }
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
 }
 
 /** Reads everything until the peer's FIN; fails if none comes within `deadlineMs`. */
