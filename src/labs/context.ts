@@ -50,8 +50,8 @@ export interface RunningProcess<T> {
   /** The first line of JSON it printed, which says it is ready: a server's `listening` line, a script's connected socket. */
   ready: T;
   pid: number;
-  /** The next line of JSON it prints; fails the lab if it exits first, or after EVENT_DEADLINE_MS. */
-  next<U>(what: string): Promise<U>;
+  /** The next line of JSON it prints; fails the lab if it exits first, or after the deadline (EVENT_DEADLINE_MS). */
+  next<U>(what: string, deadlineMs?: number): Promise<U>;
   /** Closes its stdin: a script waiting for the end of its input (`sys.stdin.read()`) goes on. */
   endInput(): void;
   /** Sends `signal` to it, by its PID, and resolves once it has ended: with the signal's name, or `exit N`. */
@@ -265,15 +265,16 @@ export class LabContext {
     child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     child.stdin.on('error', () => {}); // it may exit before reading its input
     const lines = createInterface({ input: child.stdout, crlfDelay: Infinity })[Symbol.asyncIterator]();
-    const next = async <U>(what: string): Promise<U> => {
-      const line = await this.within(lines.next(), what);
+    const next = async <U>(what: string, deadlineMs = EVENT_DEADLINE_MS): Promise<U> => {
+      const line = await this.within(lines.next(), what, deadlineMs);
       if (!line.done) return JSON.parse(line.value as string) as U;
       await this.within(closed, `${name} to exit`);
       if (startError !== undefined) throw startError;
       throw new LabError('ERR_LAB_SCRIPT', `${name} exited before ${what}: ${lastLine(stderr)}`);
     };
     return {
-      ready: await next<T>(`${name} to start`),
+      // Starting a program (Node loading its modules, python3 its own) is slower than an event.
+      ready: await next<T>(`${name} to start`, PROCESS_DEADLINE_MS),
       pid: child.pid!,
       next,
       endInput: () => child.stdin.end(),

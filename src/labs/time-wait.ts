@@ -7,6 +7,7 @@ import { KernelStateReporter } from '../observers/kernel-states.js';
 import type { ConnectionEnds, LabContext } from './context.js';
 import { openDaytimeSession, startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
+import { capturedConnection } from './wire.js';
 import { TCP_FLAGS } from '../capture/segment.js';
 
 export const timeWait: Lab = {
@@ -54,13 +55,8 @@ export const timeWait: Lab = {
  * the peer's ACK comes back, microseconds on loopback; LAST_ACK likewise.
  */
 async function followThePackets(ctx: LabContext, ends: ConnectionEnds): Promise<void> {
-  const connection = await ctx.packetsOf(ends);
-  if (connection === undefined) {
-    // No ladder asked for: nothing to say. Asked for but not captured: say what was not checked.
-    const why = ctx.packetsUnavailable;
-    if (why !== undefined) ctx.report('packets', 'the short-lived states, from packets', `skipped (no capture: ${why})`);
-    return;
-  }
+  const connection = await capturedConnection(ctx, ends, 'packets', 'the short-lived states, from packets');
+  if (connection === undefined) return;
   ctx.step('Follow both ends through the captured packets (the ladder below): the short-lived states a table read misses.');
   const server = statePath(connection, 'server');
   const client = statePath(connection, 'client');
