@@ -34,6 +34,17 @@ const EXPECTED: Record<string, Record<string, string>> = {
   },
   'client-waits': { 'server-during-hold': 'FIN_WAIT2', 'client-during-hold': 'CLOSE_WAIT', 'server-after-hold': 'TIME_WAIT', 'client-after-hold': 'none' },
   'server-waits': { 'client-during-delay': 'FIN_WAIT2', 'server-during-delay': 'CLOSE_WAIT', 'client-after-delay': 'TIME_WAIT', 'server-after-delay': 'none' },
+  'half-close': {
+    'client-half-closed': 'FIN_WAIT2',
+    'server-half-closed': 'CLOSE_WAIT',
+    'client-holder': 'an open descriptor',
+    'client-timer': 'no timer',
+    'client-while-data': 'FIN_WAIT2',
+    'server-while-data': 'CLOSE_WAIT',
+    sorted: 'apple fig pear',
+    'client-after': 'TIME_WAIT',
+    'server-after': 'none',
+  },
   rst: {
     poll: 'POLLIN POLLERR POLLHUP',
     'read-1': 'the time line, 25 bytes',

@@ -6,6 +6,7 @@
 import { clientNeverCloses } from './client-never-closes.js';
 import { clientWaits } from './client-waits.js';
 import { duplicateBind } from './duplicate-bind.js';
+import { halfClose } from './half-close.js';
 import { idleTimeout } from './idle-timeout.js';
 import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
 import type { Lab } from './lab.js';
@@ -22,6 +23,7 @@ export const labs: readonly Lab[] = [
   serverNeverCloses,
   clientWaits,
   serverWaits,
+  halfClose,
   rst,
   restart,
   duplicateBind,
