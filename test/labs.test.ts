@@ -62,6 +62,17 @@ const EXPECTED: Record<string, Record<string, string>> = {
     'discard-server': 'none',
     'discard-client': 'none',
   },
+  'unread-data-rst': {
+    unread: 'Recv-Q 34',
+    'unread-client-sees': 'ECONNRESET',
+    'abort-on-close': 'rose',
+    'unread-server': 'none',
+    'unread-client': 'none',
+    read: 'Recv-Q 0',
+    'read-client-sees': 'end of file (FIN)',
+    'read-server': 'TIME_WAIT',
+    'read-client': 'none',
+  },
   restart: {
     'time-wait-1': 'TIME_WAIT',
     'time-wait-2': 'TIME_WAIT',

@@ -16,6 +16,7 @@ import { serverNeverCloses } from './server-never-closes.js';
 import { serverWaits } from './server-waits.js';
 import { socketPair } from './socket-pair.js';
 import { timeWait } from './time-wait.js';
+import { unreadDataRst } from './unread-data-rst.js';
 
 export const labs: readonly Lab[] = [
   timeWait,
@@ -25,6 +26,7 @@ export const labs: readonly Lab[] = [
   serverWaits,
   halfClose,
   rst,
+  unreadDataRst,
   restart,
   duplicateBind,
   socketPair,
