@@ -12,6 +12,7 @@ import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
 import type { Lab } from './lab.js';
 import { restart } from './restart.js';
 import { rst } from './rst.js';
+import { serverKilled } from './server-killed.js';
 import { serverNeverCloses } from './server-never-closes.js';
 import { serverWaits } from './server-waits.js';
 import { socketPair } from './socket-pair.js';
@@ -27,6 +28,7 @@ export const labs: readonly Lab[] = [
   halfClose,
   rst,
   unreadDataRst,
+  serverKilled,
   restart,
   duplicateBind,
   socketPair,
