@@ -5,6 +5,7 @@
  */
 import { clientNeverCloses } from './client-never-closes.js';
 import { clientWaits } from './client-waits.js';
+import { closedPort } from './closed-port.js';
 import { duplicateBind } from './duplicate-bind.js';
 import { halfClose } from './half-close.js';
 import { idleTimeout } from './idle-timeout.js';
@@ -29,6 +30,7 @@ export const labs: readonly Lab[] = [
   rst,
   unreadDataRst,
   serverKilled,
+  closedPort,
   restart,
   duplicateBind,
   socketPair,
