@@ -161,6 +161,11 @@ export class LabContext {
     return this.packets?.connection(ends.client.local, ends.server.local);
   }
 
+  /** Whether the lab's packets are being captured (a ladder was asked for, and tcpdump could run). */
+  get capturing(): boolean {
+    return this.packets?.captured ?? false;
+  }
+
   /** Why the lab's packets are not captured, or undefined when they are (or when no ladder was asked for). */
   get packetsUnavailable(): string | undefined {
     return this.packets?.unavailable;
