@@ -14,6 +14,7 @@ import { bothEnds, LAB_HOST } from './context.js';
 import { startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
 import { reportSkipped, servePythonClient } from './python.js';
+import { howItEnds } from './sockets.js';
 
 /** The project's own client program, run as a separate process so that it can exit. */
 const LAB_CLIENT = fileURLToPath(new URL('../cli/lab-client.js', import.meta.url));
@@ -71,11 +72,7 @@ export const clientNeverCloses: Lab = {
     const peer = await servePythonClient<{ local: [string, number]; unread: number }>(ctx, EXIT_UNREAD, ['5000'], { id: 'exit-unread', subject: 'exit with unread data' });
     if (peer === undefined) return;
     const { socket, client: exiting } = peer;
-    // How the server's socket ends: an error (a reset) or an end of file (a FIN).
-    const ended = new Promise<string>((resolve) => {
-      socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-      socket.once('end', () => resolve('end of file (FIN)'));
-    });
+    const ended = howItEnds(socket);
     socket.resume();
     socket.write(LINE);
     const { local: serverEnd, remote: clientEnd } = socketEnds(socket);

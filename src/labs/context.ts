@@ -3,8 +3,9 @@
  * against the kernel, servers on 127.0.0.1 port 0, child processes, and a cleanup list so that
  * whatever a lab starts is stopped even when a step fails.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once, type EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
 import { formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { LabError } from '../errors.js';
 import { EventRecorder } from '../framework/event-recorder.js';
@@ -44,6 +45,19 @@ export interface ProcessOutcome {
   startError?: string;
 }
 
+/** A program a lab started that keeps running while the lab looks at the kernel (ctx.startProcess). */
+export interface RunningProcess<T> {
+  /** The first line of JSON it printed, which says it is ready: a server's `listening` line, a script's connected socket. */
+  ready: T;
+  pid: number;
+  /** The next line of JSON it prints; fails the lab if it exits first, or after the deadline (EVENT_DEADLINE_MS). */
+  next<U>(what: string, deadlineMs?: number): Promise<U>;
+  /** Closes its stdin: a script waiting for the end of its input (`sys.stdin.read()`) goes on. */
+  endInput(): void;
+  /** Sends `signal` to it, by its PID, and resolves once it has ended: with the signal's name, or `exit N`. */
+  kill(signal: NodeJS.Signals): Promise<string>;
+}
+
 export interface StateExpectation {
   id: string;
   /** Which end of the connection this socket is. */
@@ -65,6 +79,17 @@ export function bothEnds(client: Endpoint, server: Endpoint): ConnectionEnds {
 }
 
 const describeState = (state: string): string => (state === 'none' ? 'no socket' : state);
+
+/** The last line a program wrote to stderr: for a failed python3 script, its one-line summary of the exception. */
+export const lastLine = (text: string): string => text.trim().split('\n').at(-1) ?? '';
+
+/**
+ * Who holds a kernel socket, from the last column of /proc/net/tcp, its inode: 0 once no
+ * descriptor refers to it (its program closed it, or exited), an orphan that the kernel
+ * finishes alone.
+ */
+export const describeHolder = (entry: TcpSocketEntry | undefined): string =>
+  entry === undefined ? 'no socket' : entry.inode === 0 ? 'no descriptor (orphan)' : 'an open descriptor';
 
 export class LabContext {
   readonly observations: Observation[] = [];
@@ -134,6 +159,11 @@ export class LabContext {
    */
   async packetsOf(ends: ConnectionEnds): Promise<Connection | undefined> {
     return this.packets?.connection(ends.client.local, ends.server.local);
+  }
+
+  /** Whether the lab's packets are being captured (a ladder was asked for, and tcpdump could run). */
+  get capturing(): boolean {
+    return this.packets?.captured ?? false;
   }
 
   /** Why the lab's packets are not captured, or undefined when they are (or when no ladder was asked for). */
@@ -220,6 +250,44 @@ export class LabContext {
         if (child.exitCode === null && child.signalCode === null) child.kill();
       });
     });
+  }
+
+  /**
+   * Starts a program that keeps running (a server, a script holding its sockets) and resolves once
+   * it has printed its first line of JSON. It is killed, by its own PID, when the lab ends. A
+   * program that cannot start rejects with the spawn error (ENOENT: not installed).
+   */
+  async startProcess<T>(file: string, args: readonly string[], name = file): Promise<RunningProcess<T>> {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.defer(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+    });
+    let startError: Error | undefined;
+    child.once('error', (error) => (startError = error));
+    // 'close' comes after the output has ended, also when the program never started.
+    const closed = new Promise<string>((resolve) => child.once('close', (code, signal) => resolve(signal ?? `exit ${code}`)));
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.stdin.on('error', () => {}); // it may exit before reading its input
+    const lines = createInterface({ input: child.stdout, crlfDelay: Infinity })[Symbol.asyncIterator]();
+    const next = async <U>(what: string, deadlineMs = EVENT_DEADLINE_MS): Promise<U> => {
+      const line = await this.within(lines.next(), what, deadlineMs);
+      if (!line.done) return JSON.parse(line.value as string) as U;
+      await this.within(closed, `${name} to exit`);
+      if (startError !== undefined) throw startError;
+      throw new LabError('ERR_LAB_SCRIPT', `${name} exited before ${what}: ${lastLine(stderr)}`);
+    };
+    return {
+      // Starting a program (Node loading its modules, python3 its own) is slower than an event.
+      ready: await next<T>(`${name} to start`, PROCESS_DEADLINE_MS),
+      pid: child.pid!,
+      next,
+      endInput: () => child.stdin.end(),
+      kill: (signal) => {
+        child.kill(signal);
+        return this.within(closed, `${name} to end`);
+      },
+    };
   }
 
   private record(observation: Observation, prediction: string, outcome: string): Observation {

@@ -5,16 +5,20 @@
  */
 import { clientNeverCloses } from './client-never-closes.js';
 import { clientWaits } from './client-waits.js';
+import { closedPort } from './closed-port.js';
 import { duplicateBind } from './duplicate-bind.js';
+import { halfClose } from './half-close.js';
 import { idleTimeout } from './idle-timeout.js';
 import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
 import type { Lab } from './lab.js';
 import { restart } from './restart.js';
 import { rst } from './rst.js';
+import { serverKilled } from './server-killed.js';
 import { serverNeverCloses } from './server-never-closes.js';
 import { serverWaits } from './server-waits.js';
 import { socketPair } from './socket-pair.js';
 import { timeWait } from './time-wait.js';
+import { unreadDataRst } from './unread-data-rst.js';
 
 export const labs: readonly Lab[] = [
   timeWait,
@@ -22,7 +26,11 @@ export const labs: readonly Lab[] = [
   serverNeverCloses,
   clientWaits,
   serverWaits,
+  halfClose,
   rst,
+  unreadDataRst,
+  serverKilled,
+  closedPort,
   restart,
   duplicateBind,
   socketPair,

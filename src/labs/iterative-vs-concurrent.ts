@@ -43,7 +43,7 @@ async function handshakeWithoutAccept(ctx: LabContext): Promise<void> {
   await ctx.expectKernel('accept-queue', "the listener's accept queue (Recv-Q)", { address: LAB_HOST, port }, { address: '0.0.0.0', port: 0 }, 'Recv-Q 1', (entry) => `Recv-Q ${entry?.rxQueue ?? 'none'}`);
   ctx.say('The program has not accepted anything, yet the connection is ESTABLISHED at both ends: it waits in the queue.');
   client.destroy();
-  started.value.stop();
+  started.value.endInput();
 }
 
 /** One run: client A connects and stays; client B connects and sends; when does B get its echo? */

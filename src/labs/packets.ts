@@ -90,6 +90,11 @@ export class LabPackets {
     return packets;
   }
 
+  /** True when tcpdump is capturing the lab's packets. */
+  get captured(): boolean {
+    return this.capture !== undefined;
+  }
+
   /**
    * A port of the lab's: its packets are the lab's, those seen already too. `events`, a server's,
    * for the inferred ladder.

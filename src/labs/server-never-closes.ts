@@ -10,6 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { formatRemaining } from '../tcp-states/table.js';
+import { describeHolder } from './context.js';
 import { openDaytimeSession, startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
 
@@ -34,10 +35,8 @@ export const serverNeverCloses: Lab = {
     ctx.step('Ask the kernel about both ends.');
     await ctx.expectState({ id: 'client', end: 'client', ...session.ends.client, predicted: 'FIN_WAIT2' });
     await ctx.expectState({ id: 'server', end: 'server', ...session.ends.server, predicted: 'CLOSE_WAIT' });
-    // The last column of /proc/net/tcp: the socket's inode, 0 once no descriptor refers to it.
-    const owner = (inode: number | undefined): string => (inode === undefined ? 'no socket' : inode === 0 ? 'no descriptor (orphan)' : 'an open descriptor');
-    await ctx.expectKernel('server-descriptor', "server's CLOSE_WAIT socket held by", session.ends.server.local, session.ends.server.remote, 'an open descriptor', (entry) => owner(entry?.inode));
-    await ctx.expectKernel('client-descriptor', "client's FIN_WAIT2 socket held by", session.ends.client.local, session.ends.client.remote, 'no descriptor (orphan)', (entry) => owner(entry?.inode));
+    await ctx.expectKernel('server-descriptor', "server's CLOSE_WAIT socket held by", session.ends.server.local, session.ends.server.remote, 'an open descriptor', describeHolder);
+    await ctx.expectKernel('client-descriptor', "client's FIN_WAIT2 socket held by", session.ends.client.local, session.ends.client.remote, 'no descriptor (orphan)', describeHolder);
 
     const finTimeoutS = Number((await readFile(FIN_TIMEOUT_FILE, 'utf8')).trim());
     ctx.say(`${FIN_TIMEOUT_FILE}: ${finTimeoutS} s. The orphan's timer must not run longer:`);

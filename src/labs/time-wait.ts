@@ -7,6 +7,7 @@ import { KernelStateReporter } from '../observers/kernel-states.js';
 import type { ConnectionEnds, LabContext } from './context.js';
 import { openDaytimeSession, startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
+import { capturedConnection } from './wire.js';
 import { TCP_FLAGS } from '../capture/segment.js';
 
 export const timeWait: Lab = {
@@ -54,16 +55,11 @@ export const timeWait: Lab = {
  * the peer's ACK comes back, a few milliseconds on loopback; LAST_ACK less.
  */
 async function followThePackets(ctx: LabContext, ends: ConnectionEnds): Promise<void> {
-  const connection = await ctx.packetsOf(ends);
-  if (connection === undefined) {
-    // No ladder asked for: nothing to say. Asked for but not captured: say what was not checked.
-    const why = ctx.packetsUnavailable;
-    if (why === undefined) return;
-    ctx.step('Follow both ends through the packets: the short-lived states a table read misses.');
-    ctx.report('packets', 'the short-lived states, from packets', `skipped (no capture: ${why})`);
-    return;
-  }
+  // No ladder asked for (--no-ladder, or the API's default): nothing to follow, nothing to say.
+  if (!ctx.capturing && ctx.packetsUnavailable === undefined) return;
   ctx.step('Follow both ends through the captured packets (the ladder below): the short-lived states a table read misses.');
+  const connection = await capturedConnection(ctx, ends, 'packets', 'the short-lived states, from packets');
+  if (connection === undefined) return;
   const server = statePath(connection, 'server');
   const client = statePath(connection, 'client');
   ctx.say(`server: ${server.join(' → ')}`);
