@@ -3,7 +3,7 @@
  * session, a protocol that throws, every lifecycle path, and each way to give a server a socket.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { openSync, closeSync } from 'node:fs';
@@ -21,6 +21,7 @@ import { daytime } from '../src/protocols/daytime.js';
 import { echo } from '../src/protocols/echo.js';
 import { captureLog } from './helpers/capture-log.js';
 import { connect, echoRoundTrip, readAll, startServer } from './helpers/servers.js';
+import { hasPython3 } from './helpers/programs.js';
 
 /** An event without its timestamps, for comparing sequences. */
 const withoutTime = ({ at: _at, time: _time, ...rest }: ServerEvent): Record<string, unknown> => rest;
@@ -281,16 +282,8 @@ test('listening on a net.Server that is already listening (a handle from elsewhe
   assert.equal((await echoRoundTrip(local!.port, Buffer.from('adopted\n'))).toString(), 'adopted\n');
 });
 
-const python3 = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import socket']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
-test('listening on an inherited descriptor (fd 3, as systemd passes it), in a child process', { skip: !python3 && 'needs python3 to open the socket and exec node' }, async (t) => {
+test('listening on an inherited descriptor (fd 3, as systemd passes it), in a child process', { skip: !hasPython3 && 'needs python3 to open the socket and exec node' }, async (t) => {
   const serverModule = new URL('../src/framework/server.js', import.meta.url).href;
   const echoModule = new URL('../src/protocols/echo.js', import.meta.url).href;
   const script = `

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { platform } from 'node:os';
 import test from 'node:test';
 import { findLab, labs } from '../src/labs/index.js';
 import type { Lab, LabResult, Observation } from '../src/labs/lab.js';
 import { runLab } from '../src/labs/runner.js';
+import { hasPython3 } from './helpers/programs.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'the labs compare with Linux /proc/net/tcp';
 
@@ -192,19 +192,11 @@ for (const lab of labs) {
   });
 }
 
-const hasPython = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import socket'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 test('restart: bind without SO_REUSEADDR fails with EADDRINUSE where python3 can make that socket, and is reported skipped where not', { skip: linuxOnly }, async () => {
   const result = await runLab(findLab('restart')!, { write: () => {} });
   const without = observation(result, 'without-reuseaddr');
-  if (hasPython) assert.deepEqual([without.kind, without.observed], ['fact', 'EADDRINUSE']);
+  if (hasPython3) assert.deepEqual([without.kind, without.observed], ['fact', 'EADDRINUSE']);
   else assert.deepEqual([without.kind, without.observed.startsWith('skipped')], ['report', true]);
 });
 

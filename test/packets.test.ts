@@ -5,7 +5,7 @@
  * ladder and the advice on how to get the real one.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,12 +19,13 @@ import type { End } from '../src/capture/tcp-machine.js';
 import { flagNames } from '../src/capture/segment.js';
 import { startCapture } from '../src/capture/tcpdump.js';
 import type { EventOf } from '../src/framework/events.js';
+import { runs } from './helpers/programs.js';
 import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, start, startServerProcess } from './helpers/cli.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/pcap/', import.meta.url));
 const REPOSITORY = fileURLToPath(new URL('../../', import.meta.url));
 
-const hasTcpdump = spawnSync('tcpdump', ['--version']).status === 0;
+const hasTcpdump = runs('tcpdump', '--version');
 const isRoot = process.getuid?.() === 0;
 const noLiveCapture = process.platform !== 'linux'
   ? 'live capture is tested on Linux'

@@ -4,19 +4,12 @@
  * execs node, which probes each one and prints what it found. Then the kernel's UDP tables, parsed.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { parseProcNetUdp } from '../src/tcp-states/parse.js';
+import { hasPython3 } from './helpers/programs.js';
 
-const python3 = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import socket']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** Opens one socket (or file) of each kind on descriptors 3 to 10, and execs node with them. */
 const LAUNCHER = `
@@ -38,7 +31,7 @@ os.dup2(accepted.fileno(), 10); os.set_inheritable(10, True)
 print(listening4.getsockname()[1], listening6.getsockname()[1], client.getsockname()[1], udp4.getsockname()[1], udp6.getsockname()[1], flush=True)
 os.execv(sys.argv[1], [sys.argv[1], '--input-type=module', '-e', sys.argv[2]])`;
 
-test('the probe tells listening, connected and UDP sockets apart, IPv4 and IPv6, without touching them', { skip: !python3 && 'needs python3 to open the sockets and exec node' }, async () => {
+test('the probe tells listening, connected and UDP sockets apart, IPv4 and IPv6, without touching them', { skip: !hasPython3 && 'needs python3 to open the sockets and exec node' }, async () => {
   const probeModule = new URL('../src/framework/socket-probe.js', import.meta.url).href;
   const script = `
     const { probeSocket, sameSocket } = await import(${JSON.stringify(probeModule)});

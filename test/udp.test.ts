@@ -15,6 +15,7 @@ import { echo } from '../src/protocols/echo.js';
 import { qotd } from '../src/protocols/qotd.js';
 import { time } from '../src/protocols/time.js';
 import { waitFor } from './helpers/servers.js';
+import { hasPython3 } from './helpers/programs.js';
 
 const NO_REPLY_WAIT_MS = 300;
 
@@ -125,16 +126,8 @@ test('each peer gets a small budget, then silence; another peer is unaffected', 
   assert.equal((await other.ask(port, 'me?'))?.toString(), 'me?');
 });
 
-const python = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import socket'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
-test('two echo servers and one spoofed datagram between them: the exchange dies out by itself', { skip: (!isRoot || !python) && 'needs root and python3 for a raw socket' }, async (t) => {
+test('two echo servers and one spoofed datagram between them: the exchange dies out by itself', { skip: (!isRoot || !hasPython3) && 'needs root and python3 for a raw socket' }, async (t) => {
   // Two separate servers, each knowing only its own port, as two processes would.
   const a = await startUdp(echo);
   const b = await startUdp(echo);
