@@ -1,5 +1,6 @@
 /** End to end: the real lab-server and lab-client programs, as a user runs them. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -54,6 +55,32 @@ test('echo: 2 MiB of random binary through the client, byte for byte', async () 
   assert.equal(client.stdoutBytes.length, input.length);
   assert.ok(client.stdoutBytes.equals(input));
   assert.equal(client.stderr, '', 'piped input: nothing said when all goes well');
+  await server.stop();
+});
+
+/** Copies stdin to stdout 16 KiB at a time, resting 5 ms after each: a consumer slower than loopback. */
+const SLOW_READER = `
+import sys, time
+while chunk := sys.stdin.buffer.read1(16384):
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+    time.sleep(0.005)
+`;
+
+test('echo: a reader slower than the server still gets every byte; the client flushes stdout before it exits', async () => {
+  const server = await startServerProcess(['echo']);
+  const input = randomBytes(2 * 1024 * 1024);
+  // lab-client echo < input | slow-reader: the pipe stays full, so the client's last writes are
+  // still queued in its memory when the echo is complete and it is about to exit.
+  const pipeline = 'set -o pipefail; "$0" "$1" echo 127.0.0.1 --port "$2" | python3 -c "$3"';
+  const child = spawn('bash', ['-c', pipeline, process.execPath, LAB_CLIENT, String(server.port), SLOW_READER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const received: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => received.push(chunk));
+  child.stdin.end(input);
+  const [code] = (await once(child, 'close')) as [number | null];
+  assert.equal(code, 0);
+  assert.equal(Buffer.concat(received).length, input.length);
+  assert.ok(Buffer.concat(received).equals(input));
   await server.stop();
 });
 

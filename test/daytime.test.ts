@@ -33,8 +33,9 @@ test('local time follows TZ', async (t) => {
   process.env.TZ = 'Asia/Tokyo';
   const { server, port } = await startServer(daytime, { now: fixedClock('2026-11-01T09:05:03Z'), settings: { utc: false } });
   t.after(() => {
-    process.env.TZ = saved;
+    // Assigning undefined would store the string "undefined" (deprecated, DEP0104): delete instead.
     if (saved === undefined) delete process.env.TZ;
+    else process.env.TZ = saved;
     return server.close(0);
   });
   assert.equal(await fetchLine(port), 'Sun Nov  1 18:05:03 2026\n');

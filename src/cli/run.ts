@@ -35,6 +35,21 @@ export async function runCli(program: string, main: () => Promise<number | void>
       process.exitCode = ExitCode.software;
     }
   }
+  // The programs call process.exit() next; let what they wrote reach the reader first.
+  await flushed(process.stdout);
+  await flushed(process.stderr);
+}
+
+/**
+ * Resolves once everything written to `stream` has been handed to the kernel. Into a pipe Node
+ * writes asynchronously (unlike a terminal or a file): what a slow reader has not taken yet waits
+ * in our memory, and process.exit() would drop it, cutting the end off a long echo. A C program's
+ * exit() flushes its stdio buffers the same way. Writes complete in order, so the callback of an
+ * empty write comes after all the earlier ones (or with an error, if the reader has gone).
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => void stream.write('', () => resolve()));
 }
 
 function reportInternalError(program: string, error: unknown): void {

@@ -3,12 +3,28 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { LogLine } from './capture-log.js';
 
 // The compiled tests live in dist/test/helpers; the compiled programs in dist/src/cli.
 export const LAB_SERVER = fileURLToPath(new URL('../../src/cli/lab-server.js', import.meta.url));
 export const LAB_CLIENT = fileURLToPath(new URL('../../src/cli/lab-client.js', import.meta.url));
+
+/**
+ * The programs start() and startServerProcess() left running. A test that fails (or times out)
+ * before it stops its program must not leave it behind: a live child keeps this file's process
+ * alive, and node --test would wait for it forever. Once the file's tests are done, the rest are killed.
+ */
+const running = new Set<ChildProcess>();
+after(() => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
 
 export interface Finished {
   code: number | null;
@@ -78,6 +94,7 @@ export interface StartedProcess {
 export function start(script: string, args: string[], { prefix = [] }: Pick<RunOptions, 'prefix'> = {}): StartedProcess {
   const [command, ...rest] = [...prefix, process.execPath, script, ...args];
   const child = spawn(command!, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  track(child);
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -160,10 +177,7 @@ export async function startServerProcess(args: string[], { prefix = [] }: Pick<R
       waiters.push(waiter);
     });
   };
-  // A test that fails (or times out) must not leave the server running.
-  const killOnExit = (): void => void child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.off('exit', killOnExit));
+  track(child);
   const listening = await Promise.race([
     event('listening'),
     closed.then(() => {
