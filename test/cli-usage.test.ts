@@ -158,3 +158,15 @@ test('qotd --quotes refuses a device, a FIFO, a directory and a file over the ca
     assertOneLineError(result, ExitCode.usage, new RegExp(`^lab-server: cannot use --quotes ${JSON.stringify(path).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ${why.source}`));
   }
 });
+
+test('lab-server completion: a bash script (zsh under zsh) that asks the program for the next words', async () => {
+  const bash = await run(LAB_SERVER, ['completion']);
+  assert.equal(bash.code, 0);
+  assert.match(bash.stdout, /^complete -o bashdefault -o default -F _lab-server_yargs_completions lab-server$/m);
+  const words = await run(LAB_SERVER, ['--get-yargs-completions', 'lab-server', 'l']);
+  assert.ok(words.stdout.split('\n').includes('lab'), words.stdout);
+  const labOptions = await run(LAB_SERVER, ['--get-yargs-completions', 'lab-server', 'lab', '--']);
+  assert.ok(['--ladder', '--pcap', '--list'].every((option) => labOptions.stdout.split('\n').includes(option)), labOptions.stdout);
+  const zsh = spawnSync(process.execPath, [LAB_SERVER, 'completion'], { encoding: 'utf8', env: { ...process.env, SHELL: '/usr/bin/zsh' } });
+  assert.match(zsh.stdout, /^#compdef lab-server$/m);
+});

@@ -21,7 +21,7 @@ const protocolNames = protocols.map((p) => p.name).join(', ');
 const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read (trace --read); ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written; ${ExitCode.noPermission} privileged port without root, or no right to capture (trace); ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
 
 /** Every command: the protocols, then the others. */
-const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace'];
+const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace', 'completion'];
 
 async function main(): Promise<void> {
   const usage = usageErrors(PROGRAM, commandNames);
@@ -44,6 +44,9 @@ async function main(): Promise<void> {
     .command(statesCommand)
     .command(labCommand)
     .command(traceCommand)
+    // `lab-server completion >> ~/.bashrc` (or ~/.zshrc): yargs writes a script that asks this
+    // program for the words that can come next (`--get-yargs-completions`).
+    .completion('completion', 'Print a shell completion script for bash or zsh (add it to ~/.bashrc or ~/.zshrc)')
     // The default command catches `lab-server <unknown>` to list the protocols there are.
     .command('$0', false, {}, ({ _: [protocol] }) => {
       if (protocol === undefined) throw usageError('ERR_USAGE', `name a protocol to serve: ${protocolNames} (see ${PROGRAM} --help)`);
