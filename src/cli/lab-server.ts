@@ -8,12 +8,16 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ExitCode, usageError } from '../errors.js';
 import { protocols } from '../protocols/index.js';
-import { labCommand } from './lab-command.js';
 import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from './run.js';
 import { allCommand, protocolCommand } from './serve-command.js';
-import { statesCommand } from './states-command.js';
-import { traceCommand } from './trace-command.js';
 import { closest } from './suggest.js';
+
+// The commands that do not serve (and the labs and packet capture behind them) load after the
+// rest, one after another: the ESM loader opens a module graph's files all at once, and under a low
+// `ulimit -n` (64 in test/stress/fd-exhaustion) the whole program at once is more than a server has.
+const { statesCommand } = await import('./states-command.js');
+const { labCommand } = await import('./lab-command.js');
+const { traceCommand } = await import('./trace-command.js');
 
 const PROGRAM = 'lab-server';
 const protocolNames = protocols.map((p) => p.name).join(', ');
