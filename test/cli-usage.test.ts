@@ -170,3 +170,28 @@ test('lab-server completion: a bash script (zsh under zsh) that asks the program
   const zsh = spawnSync(process.execPath, [LAB_SERVER, 'completion'], { encoding: 'utf8', env: { ...process.env, SHELL: '/usr/bin/zsh' } });
   assert.match(zsh.stdout, /^#compdef lab-server$/m);
 });
+
+test('--rate 1/s --rate-burst 1: of three quick connections one is served, the rest reset and logged with the flag; a bad rate is exit 64', async () => {
+  assertOneLineError(await run(LAB_SERVER, ['daytime', '--rate', '0/s']), ExitCode.usage, /invalid --rate "0\/s": give new connections a second, like 20 or 20\/s/);
+  const server = await startServerProcess(['daytime', '--rate', '1/s', '--rate-burst', '1']);
+  try {
+    const outcomes = await Promise.all(
+      [1, 2, 3].map(
+        () =>
+          new Promise<string>((resolve) => {
+            const socket = net.connect({ host: '127.0.0.1', port: server.port });
+            socket.once('data', () => resolve('served'));
+            socket.once('error', () => resolve('reset')); // ECONNRESET, before or after connect() said yes
+          }),
+      ),
+    );
+    // Three connects within milliseconds: the bucket had one token, and a second takes a whole second.
+    assert.ok(outcomes.filter((o) => o === 'served').length <= 2, outcomes.join());
+    assert.ok(outcomes.includes('reset'), outcomes.join());
+    const refused = await server.event('refused');
+    assert.equal(refused.reason, 'rate');
+    assert.match(String(refused.msg), /more new connections than 1 a second \(--rate\)/);
+  } finally {
+    await server.stop();
+  }
+});

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { AccessControl, parseCidr } from '../src/framework/access-control.js';
+import { EventStream } from '../src/framework/events.js';
 import { echo } from '../src/protocols/echo.js';
 import { startServer, type TestServer } from './helpers/servers.js';
 
@@ -48,6 +49,21 @@ function serverClosed(events: TestServer['events'], socket: net.Socket): Promise
   const clientPort = socket.localPort;
   return events.waitFor('closed', (e) => e.remote.port === clientPort);
 }
+
+test('--rate: a burst is served, then new connections are reset until tokens come back; a denied one spends none', async (t) => {
+  // The server's clock is the event stream's: driven by hand here, so no test waits a second.
+  let nowMs = 0;
+  const stream = new EventStream({ monotonicMs: () => nowMs, timeOrigin: 0 });
+  const { server, port, events } = await startServer(echo, { events: stream, access: new AccessControl([], ['127.0.0.9']), limits: { rate: { perSecond: 1, burst: 2 } } });
+  t.after(() => server.close(0));
+  assert.equal(await outcomeOf('127.0.0.9', port), 'refused', 'denied first: it must not spend a token');
+  assert.deepEqual([await outcomeOf('127.0.0.1', port), await outcomeOf('127.0.0.2', port)], ['served', 'served'], 'the burst');
+  assert.equal(await outcomeOf('127.0.0.3', port), 'refused', 'over the rate, from any address');
+  nowMs += 1000; // one second: one token back
+  assert.equal(await outcomeOf('127.0.0.1', port), 'served');
+  assert.equal(await outcomeOf('127.0.0.1', port), 'refused');
+  assert.deepEqual(events.of('refused').map((e) => [e.reason, e.limit]), [['denied', undefined], ['rate', 1], ['rate', 1]]);
+});
 
 test('--max-per-source: the third connection from one address is reset; another address is served', async (t) => {
   const { server, port, events } = await startServer(echo, { limits: { maxPerSource: 2 } });

@@ -81,6 +81,14 @@ function integerOption(flag: string, min: number): (value: unknown) => number {
 /** A whole number of at least 1, e.g. a connection limit. */
 export const positiveIntegerOption = (flag: string): ((value: unknown) => number) => integerOption(flag, 1);
 
+/** --rate: a whole number of connections a second, written `20` or `20/s`. */
+export function rateOption(value: unknown): number {
+  const text = String(value);
+  const match = /^(\d{1,9})(\/s)?$/.exec(text);
+  if (match === null || Number(match[1]) < 1) throw usageError('ERR_INVALID_NUMBER', `invalid --rate ${JSON.stringify(text)}: give new connections a second, like 20 or 20/s`);
+  return Number(match[1]);
+}
+
 /** A whole number of at least 0, where 0 usually means "no limit". */
 export const countOption = (flag: string): ((value: unknown) => number) => integerOption(flag, 0);
 

@@ -17,7 +17,7 @@ import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
 import { protocols } from '../protocols/index.js';
-import { countOption, HIGHEST_PORT, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
+import { countOption, HIGHEST_PORT, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
@@ -67,6 +67,14 @@ function commonOptions(y: Argv) {
         ...NUMBER_VALUE, coerce: positiveIntegerOption('max-per-source'), defaultDescription: 'a quarter of --max-connections',
         describe: 'Refuse connections beyond this many from one IP address; others are unaffected',
       },
+      rate: {
+        ...VALUE_REQUIRED, type: 'string', coerce: rateOption, defaultDescription: 'no limit',
+        describe: 'Refuse (with RST) new connections beyond N a second (`20` or `20/s`), after a burst of --rate-burst, like xinetd cps but never switching the service off',
+      },
+      'rate-burst': {
+        ...NUMBER_VALUE, coerce: positiveIntegerOption('rate-burst'), defaultDescription: 'twice --rate',
+        describe: 'New connections let through at once before --rate applies',
+      },
       allow: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
       deny: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
       'idle-timeout': {
@@ -108,7 +116,7 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
   if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
   return y
     .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
-    .group(['max-connections', 'max-per-source', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate'], 'Limits:')
+    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
 }
@@ -283,7 +291,11 @@ function tcpServer(service: Service, args: CommonArguments, events: EventStream)
     resolvePeerNames: args.resolve,
     idleTimeoutMs: args.idleTimeout,
     iterative: args.iterative,
-    limits: { maxConnections: args.maxConnections, ...(args.maxPerSource !== undefined && { maxPerSource: args.maxPerSource }) },
+    limits: {
+      maxConnections: args.maxConnections,
+      ...(args.maxPerSource !== undefined && { maxPerSource: args.maxPerSource }),
+      ...(args.rate !== undefined && { rate: { perSecond: args.rate, burst: args.rateBurst ?? 2 * args.rate } }),
+    },
     closePolicy: { mode: args.close ?? 'fin', delayMs: args.closeDelay ?? 0 },
     ...(access && { access }),
   });

@@ -37,7 +37,7 @@ export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'prot
 export type Supervisor = 'systemd' | 'inetd';
 
 /** Why a connection was reset as soon as it was accepted. */
-export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source';
+export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source' | 'rate';
 
 /** Why a datagram was not answered. */
 export type DropReason = 'denied' | 'privileged-source-port' | 'own-port' | 'over-budget' | 'oversized-reply' | 'protocol-error';

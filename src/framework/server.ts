@@ -16,6 +16,7 @@ import net from 'node:net';
 import type { AccessControl } from './access-control.js';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy } from './connection.js';
 import { localEndpoint, remoteEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
+import { TokenBucket } from './token-bucket.js';
 import { EventStream, type ConnectionState, type RefusalReason, type ServiceEvents } from './events.js';
 import { openTcpListeners, type Bound, type ListenOn } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
@@ -30,6 +31,12 @@ export interface ConnectionLimits {
   maxConnections: number;
   /** Connections from one IP address. */
   maxPerSource: number;
+  /**
+   * New connections a second, on average, after a burst of `burst` (xinetd's `cps`, without its
+   * cliff of switching the service off for a while): a token bucket, so a steady trickle is always
+   * served and a flood is cut to the rate. Undefined: no limit.
+   */
+  rate?: { perSecond: number; burst: number };
 }
 
 /** 1024 is a common default of the soft `ulimit -n`: the descriptors a process may hold. */
@@ -109,12 +116,16 @@ export class LabServer {
   private serving?: Connection;
   private readonly waiting: Connection[] = [];
   private readonly closePolicy: ClosePolicy;
+  /** --rate: the tokens new connections spend. */
+  private readonly newConnections?: TokenBucket;
 
   constructor(private readonly options: ServerOptions) {
     this.protocol = options.protocol;
     this.events = (options.events ?? new EventStream()).forService(options.protocol.name, 'tcp');
     const maxConnections = options.limits?.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    this.limits = { maxConnections, maxPerSource: options.limits?.maxPerSource ?? defaultMaxPerSource(maxConnections) };
+    const rate = options.limits?.rate;
+    this.limits = { maxConnections, maxPerSource: options.limits?.maxPerSource ?? defaultMaxPerSource(maxConnections), ...(rate && { rate }) };
+    if (rate !== undefined) this.newConnections = new TokenBucket(rate.perSecond, rate.burst);
     this.closePolicy = options.closePolicy ?? ORDERLY_CLOSE;
     // Every connection of a long-lived protocol (chargen) listens for the shutdown: no leak warning.
     setMaxListeners(0, this.shutdown.signal);
@@ -232,6 +243,8 @@ export class LabServer {
     if (this.options.access !== undefined && !this.options.access.permits(source)) return 'denied';
     if (this.connections.size >= this.limits.maxConnections) return 'max-connections';
     if ((this.perSource.get(source) ?? 0) >= this.limits.maxPerSource) return 'max-per-source';
+    // Last: only a connection every other limit admits spends a token.
+    if (this.newConnections !== undefined && !this.newConnections.take(this.events.now())) return 'rate';
     return undefined;
   }
 
@@ -242,7 +255,13 @@ export class LabServer {
   private refuse(socket: net.Socket, local: Endpoint, remote: Endpoint, reason: RefusalReason): void {
     socket.on('error', () => {}); // the client may be gone already; there is nothing to report
     socket.resetAndDestroy();
-    const limit = reason === 'max-connections' ? this.limits.maxConnections : reason === 'max-per-source' ? this.limits.maxPerSource : undefined;
+    const limits: Record<RefusalReason, number | undefined> = {
+      denied: undefined,
+      'max-connections': this.limits.maxConnections,
+      'max-per-source': this.limits.maxPerSource,
+      rate: this.limits.rate?.perSecond,
+    };
+    const limit = limits[reason];
     this.events.emit('refused', { local, remote, reason, ...(limit === undefined ? {} : { limit }) });
   }
 

@@ -63,6 +63,7 @@ const REFUSAL_EXPLANATIONS: Record<RefusalReason, (limit?: number) => string> = 
   denied: () => 'the address is not allowed (--allow/--deny)',
   'max-connections': (limit) => `already serving ${limit} connections (--max-connections)`,
   'max-per-source': (limit) => `this address already has ${limit === 1 ? 'a connection' : `${limit} connections`} (--max-per-source)`,
+  rate: (limit) => `more new connections than ${limit} a second (--rate)`,
 };
 
 const DROP_EXPLANATIONS: Record<EventOf<'udp-dropped'>['reason'], string> = {
