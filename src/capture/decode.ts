@@ -18,6 +18,7 @@
  * Checksums are not checked: on `lo`, and on any interface with checksum offload, the capture sees
  * the packet before the checksum is filled in, so tcpdump calls many good packets "incorrect".
  */
+import { formatIPv4, formatIPv6 } from '../framework/endpoint.js';
 import { LabError } from '../errors.js';
 import type { PcapRecord } from './pcap.js';
 import type { Segment, TcpOptions } from './segment.js';
@@ -234,30 +235,4 @@ function tcpOptions(bytes: Buffer): TcpOptions {
     at += length;
   }
   return options;
-}
-
-/** `127.0.0.1`. */
-const formatIPv4 = (bytes: Buffer): string => [...bytes].join('.');
-
-/**
- * An IPv6 address as Node's `net` shows it (RFC 5952): 8 groups of 16 bits in lower-case hex
- * without leading zeros, the longest run of two or more zero groups (the first, on a tie) written
- * `::`, and an IPv4 address inside an IPv4-mapped (`::ffff:127.0.0.1`) or IPv4-compatible
- * (`::1.2.3.4`) one written dotted.
- */
-export function formatIPv6(bytes: Buffer): string {
-  const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2));
-  let best = { start: -1, length: 0 };
-  for (let start = 0; start < 8; start++) {
-    let length = 0;
-    while (start + length < 8 && groups[start + length] === 0) length++;
-    if (length >= 2 && length > best.length) best = { start, length };
-    start += length;
-  }
-  if (best.start === 0 && (best.length === 6 || (best.length === 5 && groups[5] === 0xffff))) {
-    return `::${best.length === 5 ? 'ffff:' : ''}${formatIPv4(bytes.subarray(12))}`;
-  }
-  const hex = groups.map((group) => group.toString(16));
-  if (best.start === -1) return hex.join(':');
-  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.length).join(':')}`;
 }

@@ -9,7 +9,7 @@
  * the RST (`closed`). The segments are made with sequence numbers counting from 0, and go through
  * the same state machine as captured ones.
  */
-import type { Endpoint } from '../framework/endpoint.js';
+import { unmapIPv4, type Endpoint } from '../framework/endpoint.js';
 import type { EventOf } from '../framework/events.js';
 import type { End } from './tcp-machine.js';
 import { TCP_FLAGS, type Segment } from './segment.js';
@@ -34,7 +34,8 @@ export function inferSegments({ accepted, messages, sent, closed }: ConnectionEv
     const to: End = from === 'client' ? 'server' : 'client';
     segments.push({
       timeUs: Math.round(timeMs * 1000),
-      ipVersion: ends.client.address.includes(':') ? 6 : 4,
+      // A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d; its packets are IPv4 all the same.
+      ipVersion: unmapIPv4(ends.client.address).includes(':') ? 6 : 4,
       source: ends[from],
       destination: ends[to],
       seq: next[from],

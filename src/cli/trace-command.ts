@@ -50,9 +50,9 @@ type TraceArguments = Awaited<ReturnType<typeof builder>['argv']>;
 
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
 
-/** Draws connections as they end (or prints their segments as JSON as they come), up to --count. */
+/** Draws each connection as it ends (as a ladder, or its segments as JSON lines), up to --count. */
 class TraceOutput {
-  readonly tracker: ConnectionTracker;
+  private readonly tracker: ConnectionTracker;
   drawn = 0;
   /** Resolves when --count connections have been drawn. */
   readonly enough: Promise<void>;

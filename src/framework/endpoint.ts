@@ -35,6 +35,32 @@ export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   return a.port === b.port && unmapIPv4(a.address) === unmapIPv4(b.address);
 }
 
+/** An IPv4 address's 4 bytes as text: `127.0.0.1`. */
+export const formatIPv4 = (bytes: ArrayLike<number>): string => Array.from(bytes).join('.');
+
+/**
+ * An IPv6 address's 16 bytes as Node's `net` shows them (RFC 5952): 8 groups of 16 bits in
+ * lower-case hex without leading zeros, the longest run of two or more zero groups (the first, on
+ * a tie) written `::`, and an IPv4 address inside an IPv4-mapped (`::ffff:127.0.0.1`, a dual-stack
+ * socket's view of an IPv4 peer) or IPv4-compatible (`::1.2.3.4`) one written dotted.
+ */
+export function formatIPv6(bytes: ArrayLike<number>): string {
+  const groups = Array.from({ length: 8 }, (_, i) => (bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
+  let best = { start: -1, length: 0 };
+  for (let start = 0; start < 8; start++) {
+    let length = 0;
+    while (start + length < 8 && groups[start + length] === 0) length++;
+    if (length >= 2 && length > best.length) best = { start, length };
+    start += length;
+  }
+  if (best.start === 0 && (best.length === 6 || (best.length === 5 && groups[5] === 0xffff))) {
+    return `::${best.length === 5 ? 'ffff:' : ''}${formatIPv4(Array.from(bytes).slice(12, 16))}`;
+  }
+  const hex = groups.map((group) => group.toString(16));
+  if (best.start === -1) return hex.join(':');
+  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.length).join(':')}`;
+}
+
 /** `127.0.0.1:5000`, or `[::1]:5000` for IPv6 (brackets keep the port apart from the colons). */
 export function formatEndpoint({ address, port }: Endpoint): string {
   const shown = unmapIPv4(address);

@@ -6,7 +6,8 @@
  * readings the lab took checked against the ladder's states.
  *
  * A capture needs tcpdump and the right to capture (CAP_NET_RAW). Without them the lab runs all the
- * same, and the ladder is inferred from its servers' events (src/capture/inferred.ts), labelled as such: capture never breaks a lab.
+ * same, and the ladder is inferred from its servers' events (src/capture/inferred.ts), labelled as
+ * such: capture never breaks a lab.
  */
 import { EventEmitter, once } from 'node:events';
 import { sameEndpoint, type Endpoint } from '../framework/endpoint.js';
@@ -18,7 +19,7 @@ import type { KernelReading } from '../capture/cross-check.js';
 import { renderLadder, summarizeConnection } from '../capture/ladder.js';
 import type { PcapRecord } from '../capture/pcap.js';
 import { PcapFileWriter } from '../capture/pcap-file.js';
-import { startCapture, type PacketCapture } from '../capture/tcpdump.js';
+import { LOOPBACK_INTERFACE, startCapture, type PacketCapture } from '../capture/tcpdump.js';
 import type { Segment } from '../capture/segment.js';
 import type { End } from '../capture/tcp-machine.js';
 
@@ -102,10 +103,9 @@ export class LabPackets {
   watch(port: number, events?: EventRecorder): void {
     this.ports.add(port);
     if (events !== undefined) this.recorders.push(events);
-    const [claimed, others] = partition(this.unclaimed, (packet) => this.isLabs(packet.segment));
-    this.unclaimed = others;
-    this.unclaimedBytes = others.reduce((bytes, packet) => bytes + packet.record.data.length, 0);
-    for (const packet of claimed) this.claim(packet);
+    for (const packet of this.unclaimed.filter((p) => this.isLabs(p.segment))) this.claim(packet);
+    this.unclaimed = this.unclaimed.filter((p) => !this.isLabs(p.segment));
+    this.unclaimedBytes = this.unclaimed.reduce((bytes, packet) => bytes + packet.record.data.length, 0);
   }
 
   /** A kernel reading of one end, to check against the ladder. */
@@ -148,7 +148,7 @@ export class LabPackets {
       await this.capture.stop();
       connections = [...this.finished, ...this.tracker.flush()].sort((a, b) => a.firstTimeUs - b.firstTimeUs);
       source = 'captured by tcpdump';
-      seen = `captured by tcpdump on lo${this.capture.failure === undefined ? '' : ` (the capture broke off: ${this.capture.failure})`}`;
+      seen = `captured by tcpdump on ${LOOPBACK_INTERFACE}${this.capture.failure === undefined ? '' : ` (the capture broke off: ${this.capture.failure})`}`;
       if (this.pcap !== undefined) {
         // In capture order: a port claimed late brings its earlier packets.
         for (const { record, linkType } of this.own.sort((a, b) => a.record.timeUs - b.record.timeUs)) this.pcap.write(record, linkType);
@@ -230,11 +230,4 @@ export class LabPackets {
     };
     return this.readings.filter((r) => endOf(r) === r.end);
   }
-}
-
-function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
-  const yes: T[] = [];
-  const no: T[] = [];
-  for (const item of items) (test(item) ? yes : no).push(item);
-  return [yes, no];
 }

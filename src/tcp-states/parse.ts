@@ -12,7 +12,7 @@
  * The kernel writes the rows in net/ipv4/tcp_ipv4.c (get_tcp4_sock, get_timewait4_sock,
  * get_openreq4) and net/ipv6/tcp_ipv6.c (get_tcp6_sock, ...).
  */
-import { sameEndpoint, type Endpoint } from '../framework/endpoint.js';
+import { formatIPv4, formatIPv6, sameEndpoint, type Endpoint } from '../framework/endpoint.js';
 
 // One notion of "an end of a connection" for the whole project: re-exported so that users of
 // the TCP-state reader can format and compare endpoints without a second import.
@@ -108,30 +108,7 @@ export function decodeAddress(hex: string, family: 4 | 6, endianness: Endianness
     const wordBytes = [0, 2, 4, 6].map((i) => parseInt(hex.slice(word + i, word + i + 2), 16));
     bytes.push(...(endianness === 'LE' ? wordBytes.reverse() : wordBytes));
   }
-  return family === 4 ? bytes.join('.') : formatIPv6(bytes);
-}
-
-/**
- * RFC 5952 text for 16 address bytes: lowercase hex, no leading zeros, the longest run of two or
- * more zero groups (the first, on a tie) written as `::`. An IPv4-mapped address ends in dotted
- * form, `::ffff:127.0.0.1`: a dual-stack socket's view of an IPv4 peer, as Node reports it.
- */
-export function formatIPv6(bytes: readonly number[]): string {
-  const groups = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] ?? 0) << 8) | (bytes[2 * i + 1] ?? 0));
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${bytes.slice(12, 16).join('.')}`;
-  }
-  let best = { start: -1, length: 0 };
-  for (let start = 0; start < 8; start++) {
-    let length = 0;
-    while (start + length < 8 && groups[start + length] === 0) length++;
-    if (length > best.length) best = { start, length };
-  }
-  const hexGroups = groups.map((g) => g.toString(16));
-  if (best.length < 2) return hexGroups.join(':');
-  const head = hexGroups.slice(0, best.start).join(':');
-  const tail = hexGroups.slice(best.start + best.length).join(':');
-  return `${head}::${tail}`;
+  return family === 4 ? formatIPv4(bytes) : formatIPv6(bytes);
 }
 
 /**
