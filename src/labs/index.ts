@@ -7,12 +7,14 @@ import { clientNeverCloses } from './client-never-closes.js';
 import { clientWaits } from './client-waits.js';
 import { closedPort } from './closed-port.js';
 import { duplicateBind } from './duplicate-bind.js';
+import { flowControl } from './flow-control.js';
 import { halfClose } from './half-close.js';
 import { idleTimeout } from './idle-timeout.js';
 import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
 import type { Lab } from './lab.js';
 import { restart } from './restart.js';
 import { rst } from './rst.js';
+import { selfConnect } from './self-connect.js';
 import { serverKilled } from './server-killed.js';
 import { serverNeverCloses } from './server-never-closes.js';
 import { serverWaits } from './server-waits.js';
@@ -36,6 +38,8 @@ export const labs: readonly Lab[] = [
   socketPair,
   iterativeVsConcurrent,
   idleTimeout,
+  flowControl,
+  selfConnect,
 ];
 
 export function findLab(name: string): Lab | undefined {
