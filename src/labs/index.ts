@@ -3,6 +3,7 @@
  * An explicit list, not a directory scan: `lab-server lab --list` shows them in this order,
  * the order a student might take them in.
  */
+import { backlogFull } from './backlog-full.js';
 import { clientNeverCloses } from './client-never-closes.js';
 import { clientWaits } from './client-waits.js';
 import { closedPort } from './closed-port.js';
@@ -12,6 +13,7 @@ import { halfClose } from './half-close.js';
 import { idleTimeout } from './idle-timeout.js';
 import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
 import type { Lab } from './lab.js';
+import { nagle } from './nagle.js';
 import { restart } from './restart.js';
 import { rst } from './rst.js';
 import { selfConnect } from './self-connect.js';
@@ -38,7 +40,9 @@ export const labs: readonly Lab[] = [
   socketPair,
   iterativeVsConcurrent,
   idleTimeout,
+  backlogFull,
   flowControl,
+  nagle,
   selfConnect,
 ];
 
