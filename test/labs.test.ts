@@ -170,6 +170,7 @@ const EXPECTED: Record<string, Record<string, string>> = {
   'flow-control': {
     'server-timer': 'zero-window probe',
     queues: 'both hold bytes',
+    'waits-for-drain': 'yes',
     'node-buffer': 'at most the high-water mark + one write',
     'writes-stopped': '0',
     'queues-unchanged': 'unchanged',

@@ -18,7 +18,7 @@ import type { LabContext } from './context.js';
 import { connectEchoPeer, type EchoPeer } from './echo-clients.js';
 import type { Lab } from './lab.js';
 import { capturedConnection } from './wire.js';
-import { expectZeroWindowProbe, queues } from './windows.js';
+import { expectZeroWindowProbe, queues, settledQueues } from './windows.js';
 
 /** What the client reads before it stops: enough to see the stream flow. */
 const READ_FIRST = 64 * 1024;
@@ -77,16 +77,17 @@ export const flowControl: Lab = {
 
     ctx.step("The client's receive buffer fills, its window falls to zero, and the server's kernel starts its persist timer.");
     await expectZeroWindowProbe(ctx, 'server-timer', client.ends.server);
-    const stalled = await queues(client.ends.client, client.ends.server);
+    const stalled = await settledQueues(client.ends.client, client.ends.server);
     const writtenAtStall = served.bytesWritten;
     ctx.expectFact('queues', "client's Recv-Q and server's Send-Q", 'both hold bytes', stalled.received > 0 && stalled.unsent > 0 ? 'both hold bytes' : `Recv-Q ${stalled.received}, Send-Q ${stalled.unsent}`);
     // The buffers' sizes are the kernel's choice (tcp_rmem, tcp_wmem, and their autotuning).
     ctx.report('queue-sizes', 'bytes waiting in the kernels', `client's Recv-Q ${stalled.received}, server's Send-Q ${stalled.unsent}`);
-    // Nothing tells a program that nothing happened: the lab watches for a while.
+    // Nothing tells a program that nothing happened: from the settled queues, the lab watches for a while.
     await sleep(STALL_WATCH_MS);
     await onTheWire(ctx, client);
 
     ctx.step("The server's program: write() has returned false, and chargen waits for 'drain'.");
+    ctx.expectFact('waits-for-drain', "the server's socket waits for 'drain' (writableNeedDrain)", 'yes', served.writableNeedDrain ? 'yes' : 'no');
     // Node keeps what the kernel would not take: at most its high-water mark, plus the write that crossed it.
     // (The high-water mark is Node's choice: 16 KiB in Node 20, 64 KiB from Node 22.)
     const bound = served.writableHighWaterMark + CHARGEN_WRITE_BYTES;

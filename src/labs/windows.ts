@@ -5,9 +5,11 @@
  * Send-Q) while its persist timer probes the window (RFC 1122 §4.2.2.17). The rst and
  * flow-control labs both stop a reader and look at these.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { findConnection, type TcpSocketEntry } from '../tcp-states/parse.js';
 import { readTcpSockets } from '../tcp-states/read.js';
+import { STATE_DEADLINE_MS } from '../tcp-states/wait.js';
 import type { LabContext } from './context.js';
 
 type End = { local: Endpoint; remote: Endpoint };
@@ -33,4 +35,23 @@ export async function queues(receiver: End, sender: End): Promise<{ received: nu
     received: findConnection(table, receiver.local, receiver.remote)?.rxQueue ?? 0,
     unsent: findConnection(table, sender.local, sender.remote)?.txQueue ?? 0,
   };
+}
+
+/** How far apart two equal readings must be for the queues to count as settled. */
+const SETTLE_INTERVAL_MS = 100;
+
+/**
+ * The queues once they have stopped moving: read until two readings SETTLE_INTERVAL_MS apart agree
+ * (or STATE_DEADLINE_MS passes). A zero window does not stop the sender's program at once: its
+ * kernel may still take what the program wrote into the send buffer, which grows as it fills.
+ */
+export async function settledQueues(receiver: End, sender: End): Promise<{ received: number; unsent: number }> {
+  const start = performance.now();
+  let last = await queues(receiver, sender);
+  for (;;) {
+    await sleep(SETTLE_INTERVAL_MS);
+    const now = await queues(receiver, sender);
+    if ((now.received === last.received && now.unsent === last.unsent) || performance.now() - start >= STATE_DEADLINE_MS) return now;
+    last = now;
+  }
 }
