@@ -41,7 +41,7 @@ const MAX_REPORTS_PER_READ = 20;
  * Above this many sockets in the kernel's table, do not print it all from /proc/net/tcp: the
  * kernel takes 3-5 µs to print each row, so 20,000 rows cost about 0.1 s of CPU. Ask ss instead.
  */
-const MAX_TABLE_ROWS = 20_000;
+export const MAX_TABLE_ROWS = 20_000;
 /**
  * More connections closed than this since the last read: skip the next one. The kernel prints
  * /proc/net/tcp a page per read(2), walking its hash table of sockets each time, and sockets that
