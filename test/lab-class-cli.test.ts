@@ -74,10 +74,10 @@ test('lab time-wait --quiz with answers piped on stdin: the narration asks, then
   assert.ok(asked > 0, stdout);
   // The question and its choices, the answer, and only then the textbook and the kernel.
   assert.match(lines[asked + 1]!, /1\. ESTABLISHED {3}2\. FIN_WAIT2 {3}3\. CLOSE_WAIT {3}4\. TIME_WAIT {3}5\. no socket/);
-  assert.equal(lines[asked + 2], '   → your answer: TIME_WAIT: right');
+  assert.equal(lines[asked + 2], '   → you said TIME_WAIT: right');
   assert.match(lines[asked + 3]!, /^ {3}✓ server .*textbook: TIME_WAIT .*kernel: TIME_WAIT/);
   assert.equal(lines.slice(0, asked).some((line) => line.includes('textbook:')), false, 'nothing revealed before the first answer');
-  assert.match(stdout, /→ your answer: TIME_WAIT: wrong\n {3}✓ client .*kernel: no socket/);
+  assert.match(stdout, /→ you said TIME_WAIT: wrong\n {3}✓ client .*kernel: no socket/);
   // The input ended after two answers: the rest are unanswered, not waited for.
   assert.match(lines.at(-2)!, /^quiz: 1 of \d right \(\d unanswered\); an answer is right when it matches what the kernel did$/);
 });

@@ -111,7 +111,7 @@ function classModes({ quiz, answers, step }: LabArguments, screen: Screen | unde
         input,
         person &&
           ((question, again) =>
-            person.prompt(`   ${again ? 'none of the choices: type' : 'your answer:'} a number from 1 to ${question.choices.length}, or the choice; Enter to skip: `)),
+            person.prompt(`   ${again ? 'none of the choices; type' : 'your prediction:'} 1-${question.choices.length} or its name (Enter to skip): `)),
       );
   }
   return { modes, close: input.close };

@@ -185,8 +185,8 @@ function observationLine(o: ObservationRecord): string {
 /** Right and wrong in words: ✓ and ✗ are the kernel's agreement with the textbook, not the student's. */
 function answerLine(a: AnswerRecord): string {
   if (a.given === null) return '→ no answer';
-  if (a.answer === null) return `→ your answer ${JSON.stringify(a.given)} is none of the choices`;
-  return `→ your answer: ${describeChoice(a.answer)}: ${a.correct ? 'right' : 'wrong'}`;
+  if (a.answer === null) return `→ you said ${JSON.stringify(a.given)}: none of the choices`;
+  return `→ you said ${describeChoice(a.answer)}: ${a.correct ? 'right' : 'wrong'}`;
 }
 
 /**
