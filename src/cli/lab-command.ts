@@ -137,7 +137,8 @@ async function lab(args: ArgumentsCamelCase<LabArguments>): Promise<void> {
   const stop = new AbortController();
   const { modes, close } = classModes(args, screen, stop.signal);
   const wantsPackets = ladder || pcap !== undefined;
-  const drawing = { draw: ladder, width: narrationStream === undefined ? undefined : terminalWidth(narrationStream), colour: !json && wantsColour(process.stdout) };
+  // The ladders' lines are in the JSON document too: there, plain and 80 columns wide.
+  const drawing = json ? { draw: ladder } : { draw: ladder, width: terminalWidth(process.stdout), colour: wantsColour(process.stdout) };
 
   // Ctrl-C (or SIGTERM) stops the lab and its servers, or a pause; a second one exits at once.
   const onSignal = (): void => {
