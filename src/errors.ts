@@ -29,6 +29,8 @@ export const ExitCode = {
   cantCreate: 73,
   /** Permission denied: a privileged port without root. */
   noPermission: 77,
+  /** Interrupted by Ctrl-C: 128 + SIGINT's number, as a shell reports a program that SIGINT killed. */
+  interrupted: 130,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -76,6 +78,8 @@ export const ERROR_CODES = {
   ERR_LAB_RESET_EARLY: { exitCode: ExitCode.labFailed, meaning: 'lab rst: the reset came before the handshake was done, so the step could not be observed' },
   ERR_LAB_SCRIPT: { exitCode: ExitCode.software, meaning: "a lab's helper (a python3 script, a client process) failed: a bug in the lab" },
   ERR_LAB_NO_PAIR: { exitCode: ExitCode.software, meaning: 'a lab could not learn the socket pair from the client it ran' },
+  ERR_LAB_INTERRUPTED: { exitCode: ExitCode.interrupted, meaning: 'a lab was interrupted (SIGINT, SIGTERM); it stopped its servers and processes first' },
+  ERR_ANSWERS_FILE: { exitCode: ExitCode.usage, meaning: 'lab --answers: the file cannot be read, or holds neither one answer a line nor a JSON object of answers' },
 } as const satisfies Record<string, { exitCode: ExitCodeValue; meaning: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

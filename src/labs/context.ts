@@ -1,7 +1,8 @@
 /**
  * What a lab works with: a narrator (numbered steps, indented notes), predictions checked
  * against the kernel, servers on 127.0.0.1 port 0, child processes, and a cleanup list so that
- * whatever a lab starts is stopped even when a step fails.
+ * whatever a lab starts is stopped even when a step fails. What it says and sees goes out as
+ * records (records.ts), for the narration, --json and the class modes alike.
  */
 import { execFile, spawn } from 'node:child_process';
 import { once, type EventEmitter } from 'node:events';
@@ -11,10 +12,11 @@ import { LabError } from '../errors.js';
 import { EventRecorder } from '../framework/event-recorder.js';
 import type { EventOf, EventType } from '../framework/events.js';
 import { createServer, type LabServer, type ServerOptions } from '../framework/server.js';
-import { formatRemaining } from '../tcp-states/table.js';
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
 import { stateOf, waitForTcpSocket, waitForTcpState, type ObservedState } from '../tcp-states/wait.js';
 import type { Observation } from './lab.js';
+import { choicesFor } from './quiz.js';
+import type { RecordSink } from './records.js';
 import type { LabPackets } from './packets.js';
 import type { Connection } from '../capture/connection-tracker.js';
 
@@ -68,6 +70,11 @@ export interface StateExpectation {
   predicted: ObservedState;
 }
 
+/** For a fact a quiz may ask about: the answers to choose from, the prediction among them (quiz.ts has the default lists). */
+export interface FactOptions {
+  choices?: readonly string[];
+}
+
 /** The socket pair as each end sees it: each end's local is the other's remote. */
 export interface ConnectionEnds {
   client: { local: Endpoint; remote: Endpoint };
@@ -77,8 +84,6 @@ export interface ConnectionEnds {
 export function bothEnds(client: Endpoint, server: Endpoint): ConnectionEnds {
   return { client: { local: client, remote: server }, server: { local: server, remote: client } };
 }
-
-const describeState = (state: string): string => (state === 'none' ? 'no socket' : state);
 
 /** The last line a program wrote to stderr: for a failed python3 script, its one-line summary of the exception. */
 export const lastLine = (text: string): string => text.trim().split('\n').at(-1) ?? '';
@@ -97,7 +102,8 @@ export class LabContext {
   private readonly cleanups: Array<() => unknown> = [];
 
   constructor(
-    private readonly write: (line: string) => void,
+    /** Where the lab's steps, notes and observations go, as records. */
+    private readonly emit: RecordSink,
     /** The lab's packet capture, when the ladder is wanted (see packets.ts). */
     private readonly packets?: LabPackets,
   ) {}
@@ -105,13 +111,12 @@ export class LabContext {
   /** Starts the next numbered step. */
   step(text: string): void {
     this.stepNumber += 1;
-    this.write('');
-    this.write(`${this.stepNumber}. ${text}`);
+    this.emit({ type: 'step', step: this.stepNumber, text });
   }
 
   /** A note under the current step. */
   say(text: string): void {
-    this.write(`   ${text}`);
+    this.emit({ type: 'note', step: this.stepNumber, text });
   }
 
   /** Runs `cleanup` when the lab ends, pass or fail; the last registered runs first. */
@@ -187,11 +192,9 @@ export class LabContext {
     const observed = stateOf(entry);
     this.packets?.recordReading({ timeUs: Math.round((performance.timeOrigin + performance.now()) * 1000), end, local, remote, state: observed });
     const remainingMs = entry?.timer.kind === 'time-wait' ? entry.timer.remainingMs : undefined;
-    const shown = describeState(observed) + (remainingMs === undefined ? '' : ` (${formatRemaining(remainingMs)} left)`);
     return this.record(
       { id, step: this.stepNumber, subject: `${end} ${formatSocketPair(local, remote)}`, kind: 'tcp-state', predicted, observed, agreed: observed === predicted, ...(remainingMs === undefined ? {} : { remainingMs }) },
-      `textbook: ${describeState(predicted)}`,
-      `kernel: ${shown}`,
+      'kernel',
     );
   }
 
@@ -199,20 +202,20 @@ export class LabContext {
    * Like expectState, for another column of the kernel's row: `describe` turns the row (or its
    * absence) into the text compared with `predicted`, e.g. `Recv-Q 2`.
    */
-  async expectKernel(id: string, subject: string, local: Endpoint, remote: Endpoint, predicted: string, describe: (entry: TcpSocketEntry | undefined) => string): Promise<Observation> {
+  async expectKernel(id: string, subject: string, local: Endpoint, remote: Endpoint, predicted: string, describe: (entry: TcpSocketEntry | undefined) => string, options: FactOptions = {}): Promise<Observation> {
     const { entry } = await waitForTcpSocket(local, remote, (row) => describe(row) === predicted);
     const observed = describe(entry);
-    return this.record({ id, step: this.stepNumber, subject, kind: 'fact', predicted, observed, agreed: observed === predicted }, `textbook: ${predicted}`, `kernel: ${observed}`);
+    return this.record({ id, step: this.stepNumber, subject, kind: 'fact', predicted, observed, agreed: observed === predicted }, 'kernel', options.choices);
   }
 
   /** Records a prediction about anything else the lab can see (a bind result, an error code). */
-  expectFact(id: string, subject: string, predicted: string, observed: string): Observation {
-    return this.record({ id, step: this.stepNumber, subject, kind: 'fact', predicted, observed, agreed: predicted === observed }, `textbook: ${predicted}`, `observed: ${observed}`);
+  expectFact(id: string, subject: string, predicted: string, observed: string, options: FactOptions = {}): Observation {
+    return this.record({ id, step: this.stepNumber, subject, kind: 'fact', predicted, observed, agreed: predicted === observed }, 'observed', options.choices);
   }
 
   /** Records what this system did where the textbooks say systems differ. Never a failure. */
   report(id: string, subject: string, observed: string): Observation {
-    return this.record({ id, step: this.stepNumber, subject, kind: 'report', observed, agreed: true }, '', `this kernel: ${observed}`);
+    return this.record({ id, step: this.stepNumber, subject, kind: 'report', observed, agreed: true }, 'observed');
   }
 
   /** Resolves with the event's arguments, or fails the lab after EVENT_DEADLINE_MS. */
@@ -290,11 +293,10 @@ export class LabContext {
     };
   }
 
-  private record(observation: Observation, prediction: string, outcome: string): Observation {
+  private record(observation: Observation, source: 'kernel' | 'observed', explicitChoices?: readonly string[]): Observation {
     this.observations.push(observation);
-    const mark = observation.kind === 'report' ? '•' : observation.agreed ? '✓' : '✗';
-    const columns = [observation.subject.padEnd(48), prediction.padEnd(24), outcome].filter((c) => c.trim() !== '');
-    this.say(`${mark} ${columns.join(' ')}`.trimEnd());
+    const choices = choicesFor(observation.kind, observation.predicted, explicitChoices);
+    this.emit({ type: 'observation', ...observation, source, ...(choices === undefined ? {} : { choices }) });
     return observation;
   }
 

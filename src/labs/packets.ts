@@ -10,9 +10,9 @@
  * such: capture never breaks a lab.
  */
 import { EventEmitter, once } from 'node:events';
-import { sameEndpoint, type Endpoint } from '../framework/endpoint.js';
+import { formatEndpoint, sameEndpoint, type Endpoint } from '../framework/endpoint.js';
 import type { EventRecorder } from '../framework/event-recorder.js';
-import { ConnectionTracker, type Connection } from '../capture/connection-tracker.js';
+import { ConnectionTracker, stepToJson, type Connection } from '../capture/connection-tracker.js';
 import { decodeSegment } from '../capture/decode.js';
 import { inferSegments } from '../capture/inferred.js';
 import type { KernelReading } from '../capture/cross-check.js';
@@ -22,6 +22,7 @@ import { PcapFileWriter } from '../capture/pcap-file.js';
 import { LOOPBACK_INTERFACE, startCapture, type PacketCapture } from '../capture/tcpdump.js';
 import type { Segment } from '../capture/segment.js';
 import type { End } from '../capture/tcp-machine.js';
+import type { ConnectionJson, PacketsRecord } from './records.js';
 
 /** How long the last packets may take to reach us through tcpdump once the lab is done. */
 const SETTLE_MS = 1000;
@@ -135,9 +136,15 @@ export class LabPackets {
 
   /**
    * Stops the capture and draws the lab's connections: the ladder of each (or of the first, and a
-   * line for each, when there are many), with the kernel readings checked against them.
+   * line for each, when there are many), with the kernel readings checked against them; and
+   * every connection as data, for --json.
    */
-  async finish({ draw = true, width, colour }: PacketOptions): Promise<string[]> {
+  async finish(options: PacketOptions): Promise<Omit<PacketsRecord, 'type'>> {
+    const { lines, connections } = await this.draw(options);
+    return { source: this.capture === undefined ? 'inferred' : 'captured', lines, connections: connections.map(connectionJson) };
+  }
+
+  private async draw({ draw = true, width, colour }: PacketOptions): Promise<{ lines: string[]; connections: Connection[] }> {
     const lines: string[] = [];
     let connections: Connection[];
     /** How the packets were seen: for the line above the ladders, and for each ladder's title. */
@@ -165,15 +172,15 @@ export class LabPackets {
         lines.push(`${this.pcap.path} holds no packets: nothing was captured`);
       }
     }
-    if (!draw) return lines;
-    if (connections.length === 0) return [...lines, `The packets, ${seen}: no TCP connection on the lab's ports.`];
+    if (!draw) return { lines, connections };
+    if (connections.length === 0) return { lines: [...lines, `The packets, ${seen}: no TCP connection on the lab's ports.`], connections };
     lines.push(`The packets, ${seen}: ${connections.length === 1 ? 'one connection' : `${connections.length} connections`}.`);
     if (connections.length > LADDERS_DRAWN) for (const connection of connections) lines.push(`   ${summarizeConnection(connection)}`);
     for (const connection of connections.slice(0, connections.length > LADDERS_DRAWN ? 1 : LADDERS_DRAWN)) {
       lines.push('');
       lines.push(...renderLadder(connection, { width, colour, source, readings: this.readingsOf(connection) }));
     }
-    return lines;
+    return { lines, connections };
   }
 
   private onPacket(record: PcapRecord, linkType: number): void {
@@ -230,4 +237,9 @@ export class LabPackets {
     };
     return this.readings.filter((r) => endOf(r) === r.end);
   }
+}
+
+/** A connection's segments as `trace --json` writes them (the steps the tracker kept). */
+function connectionJson(connection: Connection): ConnectionJson {
+  return { client: formatEndpoint(connection.client), server: formatEndpoint(connection.server), segments: connection.segments, steps: connection.steps.map(stepToJson) };
 }

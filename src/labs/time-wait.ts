@@ -34,7 +34,9 @@ export const timeWait: Lab = {
     const serverEnd = await ctx.expectState({ id: 'server', end: 'server', ...session.ends.server, predicted: 'TIME_WAIT' });
     await ctx.expectState({ id: 'client', end: 'client', ...session.ends.client, predicted: 'none' });
     const left = serverEnd.remainingMs;
-    ctx.expectFact('time-wait-length', "the server's TIME_WAIT timer", 'at most 60 s', left !== undefined && left > 0 && left <= 60_000 ? 'at most 60 s' : `${left ?? 'no'} ms`);
+    ctx.expectFact('time-wait-length', "the server's TIME_WAIT timer", 'at most 60 s', left !== undefined && left > 0 && left <= 60_000 ? 'at most 60 s' : `${left ?? 'no'} ms`, {
+      choices: ['no timer: it ends at once', 'at most 60 s', '4 min (2×MSL, with the 2 min MSL of RFC 793)'],
+    });
 
     await followThePackets(ctx, session.ends);
 
