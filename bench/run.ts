@@ -32,9 +32,9 @@ import { parseArgs } from 'node:util';
 import { scenarios } from './index.js';
 import { BULK_WARMUP_MS } from './echo-bulk.js';
 import { buildLoadGenerator } from './native-load.js';
-import { canPin, LOAD_CPU, runLoad, SERVER_CPU, startServer, type ServerKind } from './processes.js';
+import { canPin, LOAD_CPU, runLoad, SERVER_CPU, startServer } from './processes.js';
 import { markdownTable, summarise, SUMMARY_COLUMNS, textTable, type ScenarioResult, type SummaryRow } from './report.js';
-import type { LoadContext, Measurement, Scenario } from './scenario.js';
+import type { LoadContext, Measurement, Scenario, ServerKind } from './scenario.js';
 import { sleep } from './stats.js';
 
 // Seven short runs rather than three long ones: on a virtual machine a run sometimes lands in a
@@ -115,7 +115,7 @@ async function runOnce(scenario: Scenario, kind: ServerKind, run: number): Promi
   const server = await startServer({ kind, protocol: scenario.protocol, labServerFlags, logFile, nodeFlags, ...(scenario.serverEnv && { env: scenario.serverEnv }) });
   try {
     const warmupMs = flags.quick ? mode.warmupMs : Math.max(mode.warmupMs, scenario.warmupMs ?? 0);
-    const ctx: LoadContext = { port: server.port, serverPid: server.pid, warmupMs, durationMs };
+    const ctx: LoadContext = { kind, port: server.port, serverPid: server.pid, warmupMs, durationMs };
     const limit = scenario.timed ? warmupMs + durationMs + 30_000 : 120_000;
     return await runLoad(scenario.name, ctx, limit);
   } finally {
