@@ -19,7 +19,7 @@ import { findProtocol, protocols } from '../protocols/index.js';
 import { decodeTime } from '../protocols/time.js';
 import { MAX_REPLY_BYTES } from '../framework/datagram-server.js';
 import { NUMBER_VALUE, parseServerPort, parseTarget, positiveIntegerOption, secondsOption, type Target } from './arguments.js';
-import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from './run.js';
+import { lastValueWins, noStrayArguments, runCli, skipHelpRendering, usageErrors, VERSION } from './run.js';
 
 const PROGRAM = 'lab-client';
 const DEFAULT_TIMEOUT_SECONDS = 10;
@@ -219,7 +219,9 @@ async function main(): Promise<void> {
   const usage = usageErrors(PROGRAM, protocols.map((p) => p.name));
   /** Help lists the options in this order; help and version come last. */
   const grouped = <T>(y: Argv<T>, own: string[] = []): Argv<T> => y.group(['port', 'udp', 'timeout', 'verbose', ...own, 'help', 'version'], 'Options:');
-  await yargs(hideBin(process.argv))
+  const cli = yargs(hideBin(process.argv));
+  skipHelpRendering(cli);
+  await cli
     .scriptName(PROGRAM)
     .usage('$0 <protocol> [host] [port] [options]\n\nThe classic clients: connect, talk, and show the socket pair.')
     .command(

@@ -4,20 +4,13 @@
  * This file only wires the commands together; each lives in its own module.
  * The CLI is the only place that touches `process` (argv, signals, exit status).
  */
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ExitCode, usageError } from '../errors.js';
 import { protocols } from '../protocols/index.js';
-import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from './run.js';
+import { lastValueWins, noStrayArguments, runCli, skipHelpRendering, usageErrors, VERSION } from './run.js';
 import { allCommand, protocolCommand } from './serve-command.js';
 import { closest } from './suggest.js';
-
-// The commands that do not serve (and the labs and packet capture behind them) load after the
-// rest, one after another: the ESM loader opens a module graph's files all at once, and under a low
-// `ulimit -n` (64 in test/stress/fd-exhaustion) the whole program at once is more than a server has.
-const { statesCommand } = await import('./states-command.js');
-const { labCommand } = await import('./lab-command.js');
-const { traceCommand } = await import('./trace-command.js');
 
 const PROGRAM = 'lab-server';
 const protocolNames = protocols.map((p) => p.name).join(', ');
@@ -27,9 +20,27 @@ const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.la
 /** Every command: the protocols, then the others. */
 const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace', 'completion'];
 
+/**
+ * The commands that do not serve, and the labs and packet capture behind them: a third of the
+ * program, which `lab-server echo` never uses. They load only when the first word is not a serving
+ * command (another command, --help, completion, a typo), and then one after another: the ESM loader
+ * opens a module graph's files all at once, and under a low `ulimit -n` (64 in
+ * test/stress/fd-exhaustion) the whole program at once is more than a server has.
+ */
+async function withOtherCommands(cli: Argv): Promise<Argv> {
+  const [first] = hideBin(process.argv);
+  if (first === 'all' || protocols.some((protocol) => protocol.name === first)) return cli;
+  const { statesCommand } = await import('./states-command.js');
+  const { labCommand } = await import('./lab-command.js');
+  const { traceCommand } = await import('./trace-command.js');
+  return cli.command(statesCommand).command(labCommand).command(traceCommand);
+}
+
 async function main(): Promise<void> {
   const usage = usageErrors(PROGRAM, commandNames);
-  let cli = yargs(hideBin(process.argv))
+  let cli = yargs(hideBin(process.argv));
+  skipHelpRendering(cli);
+  cli = cli
     .scriptName(PROGRAM)
     .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments), $0 trace (ladder diagrams of real packets).`)
     .strictCommands()
@@ -43,11 +54,8 @@ async function main(): Promise<void> {
     .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns || 80));
   for (const protocol of protocols) cli = cli.command(protocolCommand(protocol));
+  cli = await withOtherCommands(cli.command(allCommand));
   await cli
-    .command(allCommand)
-    .command(statesCommand)
-    .command(labCommand)
-    .command(traceCommand)
     // `lab-server completion >> ~/.bashrc` (or ~/.zshrc): yargs writes a script that asks this
     // program for the words that can come next (`--get-yargs-completions`).
     .completion('completion', 'Print a shell completion script for bash or zsh (add it to ~/.bashrc or ~/.zshrc)')
