@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
 import type PinoPretty from 'pino-pretty';
 import { LabError } from '../errors.js';
+import { openForWriting } from '../framework/named-files.js';
 import { wantsColour, wrapText } from './terminal.js';
 
 /**
@@ -72,8 +73,14 @@ export function createLogger(format: LogFormat | undefined, level: LogLevel, des
 /** --log-file: opened with O_APPEND, so each line lands at the end even if another process writes there too. */
 function appendTo(file: string): ReturnType<typeof pino.destination> {
   try {
-    return pino.destination({ dest: file, append: true, sync: true });
+    const fd = openForWriting(file, {
+      append: true,
+      refuse: (why) => new LabError('ERR_LOG_FILE', `cannot use --log-file ${JSON.stringify(file)}: ${why}`),
+      instead: 'without --log-file the log goes to stdout, and a pipe can take it there (| tee FILE)',
+    });
+    return pino.destination({ dest: fd, sync: true });
   } catch (error) {
+    if (error instanceof LabError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     const why: Record<string, string> = { ENOENT: 'its folder does not exist', EACCES: 'permission denied', EISDIR: 'it is a folder', EROFS: 'the file system is read-only' };
     throw new LabError('ERR_LOG_FILE', `cannot open --log-file ${JSON.stringify(file)} for appending: ${why[code] ?? code}`);
