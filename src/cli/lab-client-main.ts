@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * `lab-client <protocol> [host] [port]`: the classic clients, with their socket pair on request.
  * What the server sends goes to stdout; what the client itself says goes to stderr.
@@ -39,7 +38,7 @@ const PREVIEW_BYTES = 64;
 const EXIT_CODES_HELP =
   `Exit status: 0 on success, also when the server reset the connection after its whole reply (said on stderr); ${ExitCode.usage} bad usage; ` +
   `${ExitCode.dataError} the echo differed from what was sent, or a reply was malformed; ${ExitCode.noHost} unknown host; ` +
-  `${ExitCode.unavailable} could not connect, no reply, or the connection was reset or failed before the reply was whole.`;
+  `${ExitCode.unavailable} could not connect, no reply, or the connection was reset or failed before the reply was whole; ${ExitCode.osError} ulimit -n too low to start.`;
 
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 /** A warning: something the user should know, though the command did its job. */

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * `lab-server`: serve a protocol, look at the kernel's TCP states, or run a lab.
  * This file only wires the commands together; each lives in its own module.
@@ -15,7 +14,7 @@ import { closest } from './suggest.js';
 const PROGRAM = 'lab-server';
 const protocolNames = protocols.map((p) => p.name).join(', ');
 
-const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read (trace --read); ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written; ${ExitCode.noPermission} privileged port without root, or no right to capture (trace); ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
+const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read, or is not a regular file (trace --read); ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written, or is a FIFO; ${ExitCode.noPermission} privileged port without root, or no right to capture (trace); ${ExitCode.software} internal error; ${ExitCode.osError} ulimit -n too low to start; 128+n a second signal n forced the exit.`;
 
 /** Every command: the protocols, then the others. */
 const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace', 'completion'];
