@@ -20,8 +20,8 @@ const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.la
 const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace', 'completion'];
 
 /**
- * The commands that do not serve, and the labs and packet capture behind them: a third of the
- * program, which `lab-server echo` never uses. They load only when the first word is not a serving
+ * The commands that do not serve, and the labs and packet capture behind them, which `lab-server
+ * echo` never uses (as many modules again as serving needs). They load only when the first word is not a serving
  * command (another command, --help, completion, a typo), and then one after another: the ESM loader
  * opens a module graph's files all at once, and under a low `ulimit -n` (64 in
  * test/stress/fd-exhaustion) the whole program at once is more than a server has.
