@@ -235,6 +235,12 @@ or name scenarios: \`npm run bench -- echo-ping-pong daytime\`. \`npm run bench 
   whether it pays depends on where live blocks happen to sit in its heap. The -trim rows hold
   trimming off for both from the environment, so they compare the code alone: a reference, with no
   target of its own.
+- **Startup rows** (\`bench/startup.ts\`, \`idle-rss\` in \`bench/idle-memory.ts\`) compare with the least
+  Node costs: \`lab-client daytime\` to a running lab-server against \`node -e 0\`; a fresh server's
+  time to its \`listening\` line against the bare baseline's; an idle server's RSS against the bare
+  one's. The load process starts each program 15 times, one at a time, and takes the median; the
+  details add each start's CPU time (user + system, from the children's times in /proc/self/stat),
+  which a busy machine disturbs less than the wall clock. References, with no target.
 
 ## Machine
 
