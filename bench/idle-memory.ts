@@ -1,5 +1,8 @@
 /**
- * Idle connections: memory per connection with 10,000 held open (server RSS before and after).
+ * Idle memory, two rows:
+ * - idle-rss: a started server serving nobody, its resident memory (what loading the program cost);
+ * - idle-memory: memory per connection with 10,000 held open (server RSS before and after).
+ *
  * A class of 200 that leaves telnet sessions open, or a scanner, holds many idle connections;
  * each costs the server its socket object, buffers, and whatever lab-server adds on top
  * (a Connection, a child logger, the echo handler's closures and line buffer).
@@ -21,10 +24,15 @@ const TIME_LIMIT_MS = 60_000;
 /** Time for the server to finish its work (logging, garbage collection) before a reading. */
 const SETTLE_MS = 1000;
 
+/** The server's RSS once it has finished its startup work (and a first garbage collection). */
+async function settledRss(serverPid: number): Promise<number> {
+  await sleep(SETTLE_MS);
+  return rssBytes(serverPid);
+}
+
 async function idleMemory(ctx: LoadContext): Promise<Measurement> {
   const deadline = performance.now() + TIME_LIMIT_MS;
-  await sleep(SETTLE_MS);
-  const before = rssBytes(ctx.serverPid);
+  const before = await settledRss(ctx.serverPid);
   const sockets = await connectMany(ctx.port, IDLE_CONNECTIONS, PARALLEL_CONNECTS, deadline);
   if (sockets.length < IDLE_CONNECTIONS) throw new Error(`only ${sockets.length} of ${IDLE_CONNECTIONS} connections opened in time`);
   await Promise.all(
@@ -34,8 +42,7 @@ async function idleMemory(ctx: LoadContext): Promise<Measurement> {
       await echoed;
     }),
   );
-  await sleep(SETTLE_MS);
-  const after = rssBytes(ctx.serverPid);
+  const after = await settledRss(ctx.serverPid);
   for (const socket of sockets) socket.destroy();
   return {
     value: (after - before) / IDLE_CONNECTIONS / 1024,
@@ -53,4 +60,14 @@ export const idleConnections: Scenario = {
   runs: { full: 2, quick: 1 },
   timed: false,
   load: idleMemory,
+};
+
+export const idleRss: Scenario = {
+  name: 'idle-rss',
+  summary: `echo, a started server serving nobody, ${SETTLE_MS / 1000} s after listening: resident memory`,
+  protocol: 'echo',
+  metric: { name: 'RSS', unit: 'MB' },
+  runs: { full: 3, quick: 1 },
+  timed: false,
+  load: async ({ serverPid }) => ({ value: (await settledRss(serverPid)) / 1e6 }),
 };

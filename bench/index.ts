@@ -2,9 +2,10 @@
 import { daytimeConnectionRate } from './daytime-connections.js';
 import { echoBulk1, echoBulk1Trim, echoBulk50, echoBulk50Trim } from './echo-bulk.js';
 import { echoPingPong1, echoPingPong100 } from './echo-ping-pong.js';
-import { idleConnections } from './idle-memory.js';
+import { idleConnections, idleRss } from './idle-memory.js';
 import type { Scenario } from './scenario.js';
 import { slowReaderScenario } from './slow-reader.js';
+import { clientStartup, serverStartup } from './startup.js';
 
 export const scenarios: readonly Scenario[] = [
   echoBulk1,
@@ -16,4 +17,7 @@ export const scenarios: readonly Scenario[] = [
   daytimeConnectionRate,
   idleConnections,
   slowReaderScenario,
+  clientStartup,
+  serverStartup,
+  idleRss,
 ];

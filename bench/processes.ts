@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { LoadContext, Measurement, ProtocolName } from './scenario.js';
+import type { LoadContext, Measurement, ProtocolName, ServerKind } from './scenario.js';
 import { sleep } from './stats.js';
 
 export const TASKSET = '/usr/bin/taskset';
@@ -25,8 +25,6 @@ const fromHere = (path: string): string => fileURLToPath(new URL(path, import.me
 export const LAB_SERVER_CLI = fromHere('../src/cli/lab-server.js');
 const BASELINE_CLI = fromHere('./baseline-servers.js');
 const LOAD_CLI = fromHere('./load-process.js');
-
-export type ServerKind = 'lab-server' | 'baseline';
 
 export const canPin = (): boolean => existsSync(TASKSET);
 
@@ -59,14 +57,19 @@ export interface ServerStartOptions {
   env?: Readonly<Record<string, string>>;
 }
 
+/**
+ * The server's command line. lab-server with its default flags, as a user runs it, except two the
+ * rules of this lab require: loopback only (--host 127.0.0.1) and a free port chosen by the kernel
+ * (--port 0); plus, for scenarios with many clients, raised connection limits (Scenario#labServerFlags).
+ */
+export function serverCommand({ kind, protocol, labServerFlags = [], nodeFlags = [] }: Pick<ServerStartOptions, 'kind' | 'protocol' | 'labServerFlags' | 'nodeFlags'>): string[] {
+  return kind === 'lab-server'
+    ? ['node', ...nodeFlags, LAB_SERVER_CLI, protocol, '--host', '127.0.0.1', '--port', '0', ...labServerFlags]
+    : ['node', ...nodeFlags, BASELINE_CLI, protocol, '0'];
+}
+
 export async function startServer({ kind, protocol, labServerFlags = [], logFile, nodeFlags = [], env = {} }: ServerStartOptions): Promise<RunningServer> {
-  // lab-server with its default flags, as a user runs it, except two the rules of this lab
-  // require: loopback only (--host 127.0.0.1) and a free port chosen by the kernel (--port 0);
-  // plus, for scenarios with many clients, raised connection limits (Scenario#labServerFlags).
-  const argv =
-    kind === 'lab-server'
-      ? ['node', ...nodeFlags, LAB_SERVER_CLI, protocol, '--host', '127.0.0.1', '--port', '0', ...labServerFlags]
-      : ['node', ...nodeFlags, BASELINE_CLI, protocol, '0'];
+  const argv = serverCommand({ kind, protocol, labServerFlags, nodeFlags });
   const out = openSync(logFile, 'w');
   const [file, args] = command(SERVER_CPU, argv);
   const child = spawn(file, args, { stdio: ['ignore', out, 'pipe'], env: { ...process.env, ...env } });

@@ -32,9 +32,9 @@ import { parseArgs } from 'node:util';
 import { scenarios } from './index.js';
 import { BULK_WARMUP_MS } from './echo-bulk.js';
 import { buildLoadGenerator } from './native-load.js';
-import { canPin, LOAD_CPU, runLoad, SERVER_CPU, startServer, type ServerKind } from './processes.js';
+import { canPin, LOAD_CPU, runLoad, SERVER_CPU, startServer } from './processes.js';
 import { markdownTable, summarise, SUMMARY_COLUMNS, textTable, type ScenarioResult, type SummaryRow } from './report.js';
-import type { LoadContext, Measurement, Scenario } from './scenario.js';
+import type { LoadContext, Measurement, Scenario, ServerKind } from './scenario.js';
 import { sleep } from './stats.js';
 
 // Seven short runs rather than three long ones: on a virtual machine a run sometimes lands in a
@@ -115,7 +115,7 @@ async function runOnce(scenario: Scenario, kind: ServerKind, run: number): Promi
   const server = await startServer({ kind, protocol: scenario.protocol, labServerFlags, logFile, nodeFlags, ...(scenario.serverEnv && { env: scenario.serverEnv }) });
   try {
     const warmupMs = flags.quick ? mode.warmupMs : Math.max(mode.warmupMs, scenario.warmupMs ?? 0);
-    const ctx: LoadContext = { port: server.port, serverPid: server.pid, warmupMs, durationMs };
+    const ctx: LoadContext = { kind, port: server.port, serverPid: server.pid, warmupMs, durationMs };
     const limit = scenario.timed ? warmupMs + durationMs + 30_000 : 120_000;
     return await runLoad(scenario.name, ctx, limit);
   } finally {
@@ -235,6 +235,12 @@ or name scenarios: \`npm run bench -- echo-ping-pong daytime\`. \`npm run bench 
   whether it pays depends on where live blocks happen to sit in its heap. The -trim rows hold
   trimming off for both from the environment, so they compare the code alone: a reference, with no
   target of its own.
+- **Startup rows** (\`bench/startup.ts\`, \`idle-rss\` in \`bench/idle-memory.ts\`) compare with the least
+  Node costs: \`lab-client daytime\` to a running lab-server against \`node -e 0\`; a fresh server's
+  time to its \`listening\` line against the bare baseline's; an idle server's RSS against the bare
+  one's. The load process starts each program 15 times, one at a time, and takes the median; the
+  details add each start's CPU time (user + system, from the children's times in /proc/self/stat),
+  which a busy machine disturbs less than the wall clock. References, with no target.
 
 ## Machine
 

@@ -11,8 +11,11 @@
  */
 
 export type ProtocolName = 'echo' | 'daytime';
+export type ServerKind = 'lab-server' | 'baseline';
 
 export interface LoadContext {
+  /** Which server is under test, for a scenario whose load differs by server (the startup scenarios). */
+  kind: ServerKind;
   port: number;
   /** The server's process id, so the load generator can read its CPU time and RSS from /proc. */
   serverPid: number;

@@ -16,7 +16,7 @@ const needsCompiler = buildError === undefined ? false : buildError;
 
 /** A short load against `port`; the server runs in this process, so its CPU time is ours. */
 const load = (port: number, args: (string | number)[], perUnit?: number) =>
-  runNativeLoad({ port, serverPid: process.pid, warmupMs: 100, durationMs: 300 }, args, perUnit);
+  runNativeLoad({ kind: 'lab-server', port, serverPid: process.pid, warmupMs: 100, durationMs: 300 }, args, perUnit);
 
 /** An echo server that passes `transform` over every chunk before sending it back. */
 async function echoServer(transform: (chunk: Buffer, offset: number) => Buffer = (chunk) => chunk) {

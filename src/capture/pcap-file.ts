@@ -3,8 +3,9 @@
  * The file is created when the writer is: a path that cannot be written fails before a lab or a
  * capture starts, not after it.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { LabError } from '../errors.js';
+import { openForWriting } from '../framework/named-files.js';
 import { pcapFileHeader, pcapRecord, type PcapRecord } from './pcap.js';
 
 /** Link type 1, Ethernet: what Linux's lo is captured as, and the header of a file left empty. */
@@ -17,7 +18,14 @@ export class PcapFileWriter {
   packets = 0;
 
   constructor(readonly path: string) {
-    this.fd = this.attempt(() => openSync(path, 'w'));
+    // A FIFO would block the open until a reader came, and then every packet on that reader's pace.
+    this.fd = this.attempt(() =>
+      openForWriting(path, {
+        append: false,
+        refuse: (why) => new LabError('ERR_PCAP_WRITE', `cannot write ${path}: ${why}`),
+        instead: 'give a file name (a live capture shows its packets with trace --port)',
+      }),
+    );
   }
 
   /** Appends one packet; the file header, which names the link type, goes before the first. */
@@ -46,6 +54,7 @@ export class PcapFileWriter {
     try {
       return io();
     } catch (error) {
+      if (error instanceof LabError) throw error;
       const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new LabError('ERR_PCAP_WRITE', `cannot write ${this.path}: ${reason}; choose a path in a folder you can write to`);
     }

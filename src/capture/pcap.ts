@@ -18,8 +18,8 @@
  * `tcpdump -w - -U` writes this format to its stdout one packet at a time, so PcapReader takes
  * the bytes in whatever chunks the pipe delivers them.
  */
-import { readFileSync } from 'node:fs';
 import { LabError } from '../errors.js';
+import { readRegularFile } from '../framework/named-files.js';
 
 const FILE_HEADER_LENGTH = 24;
 const RECORD_HEADER_LENGTH = 16;
@@ -174,12 +174,29 @@ export class PcapReader {
   }
 }
 
-/** Every record of the pcap file at `path`. Throws ERR_BAD_PCAP, naming the file, if it cannot be read or is not a whole pcap file. */
+/**
+ * The largest pcap file read: 256 MiB, held in memory whole with its records. A lab's capture is a
+ * few KiB; a longer one can be cut with `tcpdump -r big.pcap -w part.pcap -c N`. The cap, checked
+ * before reading, is what keeps `--read /dev/zero` or a runaway file from filling the memory.
+ */
+export const MAX_PCAP_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Every record of the pcap file at `path`, a regular file of at most MAX_PCAP_FILE_BYTES (a pipe,
+ * a FIFO or a device is refused before reading: see readRegularFile). Throws ERR_BAD_PCAP, naming
+ * the file, if it cannot be read or is not a whole pcap file.
+ */
 export function readPcapFile(path: string): { header: PcapHeader; records: PcapRecord[] } {
   let contents: Buffer;
   try {
-    contents = readFileSync(path);
+    contents = readRegularFile(path, {
+      maxBytes: MAX_PCAP_FILE_BYTES,
+      wanted: 'a saved capture (tcpdump -w FILE), or --port for a live one',
+      capOf: 'a pcap file',
+      refuse: (why) => badPcap(`cannot use ${path}: ${why}`),
+    });
   } catch (error) {
+    if (error instanceof LabError) throw error;
     throw badPcap(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   const reader = new PcapReader(path);

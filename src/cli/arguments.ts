@@ -49,16 +49,43 @@ export function portInRange(flag: string, min: number, max: number, why: string)
   };
 }
 
-/** A duration given in seconds (fractions allowed), returned in milliseconds. */
+/**
+ * The one way to write a number of seconds: decimal digits with an optional fraction (`30`, `1.5`,
+ * `.5`), read the same way as every other number here. No sign, no hex (`0x10`), no exponent (`1e9`),
+ * no spaces: Number() would take all of those, and a port already refuses them.
+ */
+const DECIMAL_SECONDS = /^(\d+(\.\d*)?|\.\d+)$/;
+
+/**
+ * The longest duration any flag takes: Node's timers count at most 2^31 - 1 ms (about 24.8 days);
+ * beyond that Node prints a TimeoutOverflowWarning and fires the timer after 1 ms instead.
+ */
+export const MAX_DURATION_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A duration given in seconds (fractions allowed), from 0 to MAX_DURATION_SECONDS, returned in milliseconds. */
 export function secondsOption(flag: string): (value: unknown) => number {
   return (value) => {
-    const text = String(value).trim();
-    const seconds = text === '' ? NaN : Number(text);
-    if (!Number.isFinite(seconds) || seconds < 0) {
-      throw usageError('ERR_INVALID_DURATION', `invalid --${flag} ${JSON.stringify(String(value))}: give a number of seconds, 0 or more`);
+    const text = String(value);
+    if (!DECIMAL_SECONDS.test(text) || Number(text) > MAX_DURATION_SECONDS) {
+      throw usageError(
+        'ERR_INVALID_DURATION',
+        `invalid --${flag} ${JSON.stringify(text)}: give a number of seconds from 0 to ${MAX_DURATION_SECONDS} (about 24 days), like 30 or 0.5`,
+      );
     }
-    return Math.round(seconds * 1000);
+    return Math.round(Number(text) * 1000);
   };
+}
+
+/**
+ * --host: an address or a name to bind. Empty is refused: Node would quietly bind every interface,
+ * the opposite of what an empty value suggests.
+ */
+export function hostOption(value: unknown): string {
+  const text = String(value);
+  if (text.trim() === '') {
+    throw usageError('ERR_INVALID_HOST', `invalid --host ${JSON.stringify(text)}: name an address to bind, such as 127.0.0.1 or ::1 (or :: for every interface)`);
+  }
+  return text;
 }
 
 /** `--close fin|rst`, and yargs turns `--no-close` into `close: false`. */

@@ -1,65 +1,10 @@
 #!/usr/bin/env node
 /**
- * `lab-server`: serve a protocol, look at the kernel's TCP states, or run a lab.
- * This file only wires the commands together; each lives in its own module.
- * The CLI is the only place that touches `process` (argv, signals, exit status).
+ * `lab-server`'s entry point. It checks that the process may open enough files to load the program
+ * at all, then loads it (lab-server-main.ts). The check must come first, in a module that imports
+ * next to nothing: Node loads a module's whole import graph before running any of it.
  */
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { ExitCode, usageError } from '../errors.js';
-import { protocols } from '../protocols/index.js';
-import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from './run.js';
-import { allCommand, protocolCommand } from './serve-command.js';
-import { closest } from './suggest.js';
+import { requireDescriptorsToLoad } from './descriptor-limit.js';
 
-// The commands that do not serve (and the labs and packet capture behind them) load after the
-// rest, one after another: the ESM loader opens a module graph's files all at once, and under a low
-// `ulimit -n` (64 in test/stress/fd-exhaustion) the whole program at once is more than a server has.
-const { statesCommand } = await import('./states-command.js');
-const { labCommand } = await import('./lab-command.js');
-const { traceCommand } = await import('./trace-command.js');
-
-const PROGRAM = 'lab-server';
-const protocolNames = protocols.map((p) => p.name).join(', ');
-
-const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read (trace --read); ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written; ${ExitCode.noPermission} privileged port without root, or no right to capture (trace); ${ExitCode.software} internal error; ${ExitCode.interrupted} a lab stopped by Ctrl-C; 128+n a second signal n forced the exit.`;
-
-/** Every command: the protocols, then the others. */
-const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace', 'completion'];
-
-async function main(): Promise<void> {
-  const usage = usageErrors(PROGRAM, commandNames);
-  let cli = yargs(hideBin(process.argv))
-    .scriptName(PROGRAM)
-    .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments), $0 trace (ladder diagrams of real packets).`)
-    .strictCommands()
-    .middleware(lastValueWins, true)
-    .middleware(usage.remember, true)
-    .check(noStrayArguments)
-    .fail(usage.fail)
-    .epilog(`${EXIT_CODES_HELP}\nDocs: docs/README.md`)
-    .help()
-    .alias('help', 'h')
-    .version(VERSION)
-    .wrap(Math.min(110, process.stdout.columns || 80));
-  for (const protocol of protocols) cli = cli.command(protocolCommand(protocol));
-  await cli
-    .command(allCommand)
-    .command(statesCommand)
-    .command(labCommand)
-    .command(traceCommand)
-    // `lab-server completion >> ~/.bashrc` (or ~/.zshrc): yargs writes a script that asks this
-    // program for the words that can come next (`--get-yargs-completions`).
-    .completion('completion', 'Print a shell completion script for bash or zsh (add it to ~/.bashrc or ~/.zshrc)')
-    // The default command catches `lab-server <unknown>` to list the protocols there are.
-    .command('$0', false, {}, ({ _: [protocol] }) => {
-      if (protocol === undefined) throw usageError('ERR_USAGE', `name a protocol to serve: ${protocolNames} (see ${PROGRAM} --help)`);
-      const meant = closest(String(protocol), commandNames);
-      const choice = meant === undefined ? `choose one of ${protocolNames}` : `did you mean ${meant}?`;
-      throw usageError('ERR_UNKNOWN_PROTOCOL', `unknown protocol ${JSON.stringify(protocol)}: ${choice} (see ${PROGRAM} --help)`);
-    })
-    .parseAsync();
-}
-
-await runCli(PROGRAM, main);
-process.exit();
+requireDescriptorsToLoad('lab-server');
+await import('./lab-server-main.js');

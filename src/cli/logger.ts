@@ -2,10 +2,19 @@
  * pino, set up for the two audiences of a log: JSON lines for programs (tests, jq, labs),
  * and one readable line per event for a person at a terminal.
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import { LabError } from '../errors.js';
+import { openForWriting } from '../framework/named-files.js';
 import { wantsColour, wrapText } from './terminal.js';
+
+/**
+ * pino-pretty (and the colour and date libraries behind it) is loaded only for a pretty log: a
+ * server logging JSON into a pipe, a file or a journal, as a daemon does, never uses it, and it cost
+ * about 25 ms of startup and some RSS. It is a CommonJS package, so require() loads it on the spot.
+ */
+const loadPretty = (): typeof PinoPretty => createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
 
 /** What pino-pretty writes before each message: `[HH:MM:ss.mmm] LEVEL: `, as wide as for INFO and WARN. */
 const PRETTY_PREFIX = '[00:00:00.000] INFO: ';
@@ -40,7 +49,7 @@ export function createLogger(format: LogFormat | undefined, level: LogLevel, des
     // The message says it all for a person; the structured fields stay in the JSON format.
     const terminal = streamOf(destination);
     const width = terminal.isTTY ? terminal.columns : undefined;
-    const stream = pretty({
+    const stream = loadPretty()({
       destination: sink,
       sync: true,
       colorize: wantsColour(terminal),
@@ -64,8 +73,14 @@ export function createLogger(format: LogFormat | undefined, level: LogLevel, des
 /** --log-file: opened with O_APPEND, so each line lands at the end even if another process writes there too. */
 function appendTo(file: string): ReturnType<typeof pino.destination> {
   try {
-    return pino.destination({ dest: file, append: true, sync: true });
+    const fd = openForWriting(file, {
+      append: true,
+      refuse: (why) => new LabError('ERR_LOG_FILE', `cannot use --log-file ${JSON.stringify(file)}: ${why}`),
+      instead: 'without --log-file the log goes to stdout, and a pipe can take it there (| tee FILE)',
+    });
+    return pino.destination({ dest: fd, sync: true });
   } catch (error) {
+    if (error instanceof LabError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     const why: Record<string, string> = { ENOENT: 'its folder does not exist', EACCES: 'permission denied', EISDIR: 'it is a folder', EROFS: 'the file system is read-only' };
     throw new LabError('ERR_LOG_FILE', `cannot open --log-file ${JSON.stringify(file)} for appending: ${why[code] ?? code}`);

@@ -57,6 +57,24 @@ function reportInternalError(program: string, error: unknown): void {
   process.stderr.write(`${program}: internal error (please report it): ${detail}\n`);
 }
 
+/** The part of yargs' internals that skipHelpRendering reaches (not in its published types). */
+interface YargsInternals {
+  getInternalMethods?(): { getUsageInstance?(): { cacheHelpMessage?: () => void } };
+}
+
+/**
+ * yargs renders a command's whole --help text every time the command runs, right after starting its
+ * handler, and keeps it in case the handler fails later and its own fail handler wants to show it.
+ * Ours (usageErrors) never shows help on failure, so the text is never read, and rendering it
+ * (every column measured for its width on screen, Unicode-aware) blocked the event loop for 30 to
+ * 40 ms of a 250 ms `lab-client daytime` (docs/benchmarks.md). The hook is yargs' own, unpublished:
+ * with a version that lacks it, help is rendered as before.
+ */
+export function skipHelpRendering(cli: object): void {
+  const usage = (cli as YargsInternals).getInternalMethods?.().getUsageInstance?.();
+  if (typeof usage?.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
+}
+
 /** The part of yargs' option table that usage errors look at (`yargs.getOptions()`). */
 interface OptionTable {
   key: Record<string, unknown>;

@@ -21,7 +21,7 @@ import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/lo
 import { MetricsObserver } from '../observers/metrics.js';
 import { serveMetrics } from '../observers/metrics-endpoint.js';
 import { protocols } from '../protocols/index.js';
-import { countOption, HIGHEST_PORT, listenAddressOption, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
+import { countOption, HIGHEST_PORT, hostOption, listenAddressOption, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
@@ -37,7 +37,7 @@ function commonOptions(y: Argv) {
   return y
     .options({
       host: {
-        ...VALUE_REQUIRED, type: 'string',
+        ...VALUE_REQUIRED, type: 'string', coerce: hostOption,
         describe: 'Local address to bind; :: serves every interface (IPv6 and IPv4) [default: 127.0.0.1 and ::1, loopback only: this machine alone can connect]',
       },
       udp: { type: 'boolean', describe: 'Also serve UDP, on the same port number (off by default: see the reflection guards in the docs)' },

@@ -178,6 +178,10 @@ export function describeListenError(error: unknown, host: string | undefined, po
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return new LabError('ERR_UNKNOWN_HOST', `${cannot} ${where}: no such host; give an IP address such as 127.0.0.1 or ::1`);
+    case 'EINVAL':
+      // getaddrinfo refuses a name no host can have (over 255 characters): unknown, like any other.
+      if ((error as NodeJS.ErrnoException).syscall !== 'getaddrinfo') return error;
+      return new LabError('ERR_UNKNOWN_HOST', `${cannot} port ${port}: a host name of ${host?.length} characters cannot exist (at most 253); give an IP address such as 127.0.0.1 or ::1`);
     default:
       return error;
   }

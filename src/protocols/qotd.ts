@@ -5,8 +5,8 @@
  *
  * What it teaches: like daytime, an active close: the server's side enters TIME_WAIT.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { LabError, usageError } from '../errors.js';
+import { readRegularFile } from '../framework/named-files.js';
 import { defineProtocol } from '../framework/protocol.js';
 
 /** RFC 865: "the message should be limited to the ASCII printing characters, space, carriage return, and line feed". */
@@ -29,49 +29,21 @@ const BUILT_IN_QUOTES = [
  */
 export const MAX_QUOTES_FILE_BYTES = 1024 * 1024;
 
-/** What a path is, in words, for a non-regular file. */
-function kindOf(stats: Stats): string {
-  if (stats.isDirectory()) return 'a directory';
-  if (stats.isCharacterDevice()) return 'a character device';
-  if (stats.isBlockDevice()) return 'a block device';
-  if (stats.isFIFO()) return 'a named pipe (FIFO)';
-  if (stats.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
 /**
- * The text of a quotes file, refused before any byte is read unless it is a regular file of at most
- * MAX_QUOTES_FILE_BYTES. The path is stat(2)ed before it is opened, because opening a FIFO for
- * reading waits for a writer; then the open file is checked again with fstat(2), and reading stops
- * one byte past the cap, so a file swapped or grown in between cannot get past the guard either.
+ * The text of a quotes file, refused before any byte is read unless it is a regular file of at
+ * most MAX_QUOTES_FILE_BYTES (see readRegularFile: a FIFO or a device is never waited on or read).
  */
 function readQuotesFile(path: string): string {
-  const refuse = (why: string): LabError => usageError('ERR_QUOTES_FILE', `cannot use --quotes ${JSON.stringify(path)}: ${why}`);
-  const check = (stats: Stats): void => {
-    if (!stats.isFile()) throw refuse(`it is ${kindOf(stats)}; give a text file of quotes`);
-    if (stats.size > MAX_QUOTES_FILE_BYTES) throw refuse(`it is ${stats.size} bytes, over the ${MAX_QUOTES_FILE_BYTES}-byte (1 MiB) limit for a quotes file`);
-  };
-  let fd: number;
   try {
-    check(statSync(path));
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    return readRegularFile(path, {
+      maxBytes: MAX_QUOTES_FILE_BYTES,
+      wanted: 'a text file of quotes',
+      capOf: 'a quotes file',
+      refuse: (why) => usageError('ERR_QUOTES_FILE', `cannot use --quotes ${JSON.stringify(path)}: ${why}`),
+    }).toString('latin1');
   } catch (error) {
     if (error instanceof LabError) throw error;
     throw usageError('ERR_QUOTES_FILE', `cannot read --quotes ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code}`);
-  }
-  try {
-    check(fstatSync(fd));
-    const buffer = Buffer.alloc(MAX_QUOTES_FILE_BYTES + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break; // end of file
-      length += n;
-    }
-    if (length > MAX_QUOTES_FILE_BYTES) throw refuse(`it grew past the ${MAX_QUOTES_FILE_BYTES}-byte (1 MiB) limit for a quotes file while being read`);
-    return buffer.toString('latin1', 0, length);
-  } finally {
-    closeSync(fd);
   }
 }
 
