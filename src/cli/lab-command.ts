@@ -1,6 +1,7 @@
 /**
  * `lab-server lab <name>` runs one experiment (src/labs/); `lab-server lab --list` lists them.
- * Exit status 0 when the kernel agreed with the textbook, 1 (ExitCode.labFailed) when not.
+ * Exit status 0 when the kernel agreed with the textbook, 1 (ExitCode.labFailed) when not, 77
+ * (ExitCode.noPermission, "skipped") when the lab needs what this user lacks, such as root.
  */
 import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
 import { LabError, usageError } from '../errors.js';
@@ -53,10 +54,16 @@ async function lab({ name, list, ladder, pcap }: ArgumentsCamelCase<LabArguments
     throw usageError('ERR_UNKNOWN_LAB', `unknown lab ${JSON.stringify(name)}: ${meant === undefined ? `choose one of ${labNames}` : `did you mean ${meant}? (lab-server lab --list lists them)`}`);
   }
   const wantsPackets = ladder || pcap !== undefined;
+  // Ctrl-C stops the lab, but only after it has stopped what it started and deleted its namespaces.
+  const interrupt = new AbortController();
+  const onInterrupt = (): void => interrupt.abort();
+  process.once('SIGINT', onInterrupt);
   const result = await runLab(chosen, {
     write: narrate,
+    interrupted: interrupt.signal,
     ...(wantsPackets ? { ladder: { draw: ladder, pcapPath: pcap, width: process.stdout.isTTY ? process.stdout.columns : undefined, colour: wantsColour(process.stdout) } } : {}),
-  });
+  }).finally(() => process.off('SIGINT', onInterrupt));
+  if (result.skipped !== undefined) throw new LabError('ERR_LAB_NEEDS_PRIVILEGES', `lab ${chosen.name} needs ${result.skipped}`);
   if (!result.passed) {
     throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (see the ✗ lines above)`);
   }

@@ -8,6 +8,8 @@ import { clientWaits } from './client-waits.js';
 import { closedPort } from './closed-port.js';
 import { duplicateBind } from './duplicate-bind.js';
 import { halfClose } from './half-close.js';
+import { hostCrash } from './host-crash.js';
+import { hostReboot } from './host-reboot.js';
 import { idleTimeout } from './idle-timeout.js';
 import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
 import type { Lab } from './lab.js';
@@ -36,6 +38,8 @@ export const labs: readonly Lab[] = [
   socketPair,
   iterativeVsConcurrent,
   idleTimeout,
+  hostCrash,
+  hostReboot,
 ];
 
 export function findLab(name: string): Lab | undefined {
