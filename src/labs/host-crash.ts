@@ -16,14 +16,10 @@
  * ETIMEDOUT, and reports the count. Loopback cannot show this (the kernel at
  * the other end always answers), so the two hosts are network namespaces cabled to a switch (namespaces.ts).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Endpoint } from '../framework/endpoint.js';
 import { readCounter } from '../tcp-states/counters.js';
-import { findConnection, type TcpSocketEntry } from '../tcp-states/parse.js';
-import { readTcpSockets } from '../tcp-states/read.js';
-import { POLL_INTERVAL_MS } from '../tcp-states/wait.js';
+import type { TcpSocketEntry } from '../tcp-states/parse.js';
 import type { Lab } from './lab.js';
-import { CLIENT_ADDRESS, namespacesUnavailable, procRootOf, SERVER_ADDRESS, twoHosts, type PeerEvent } from './namespaces.js';
+import { CLIENT_ADDRESS, namespacesUnavailable, procRootOf, SERVER_ADDRESS, twoHosts, watchRow, type PeerEvent } from './namespaces.js';
 
 /** tcp_retries2 in the client's namespace: the retransmissions after which the write gives up. */
 const RETRIES = 2;
@@ -35,23 +31,6 @@ const GIVE_UP_MS = RTO_MIN_MS * (2 ** (RETRIES + 1) - 1);
 /** The client's row while its data goes unacknowledged. */
 const retransmitting = (entry: TcpSocketEntry | undefined): string =>
   entry === undefined ? 'no socket' : entry.timer.kind === 'retransmit' && entry.retransmits > 0 ? 'retransmit timer, retransmitting' : `${entry.timer.kind} timer, ${entry.retransmits} retransmissions`;
-
-/**
- * When the client's retransmission count (the `retrnsmt` column: timeouts since the last ACK) went
- * up, in ms after the write, until `ended`: the gaps double, the exponential backoff. Read every
- * POLL_INTERVAL_MS; each count lasts at least an RTO (200 ms), so none is missed on a quiet machine.
- */
-async function watchRetransmissions(procRoot: string, local: Endpoint, remote: Endpoint, since: number, ended: Promise<unknown>): Promise<Array<{ count: number; atMs: number }>> {
-  let done = false;
-  void ended.finally(() => (done = true)).catch(() => undefined);
-  const seen: Array<{ count: number; atMs: number }> = [];
-  while (!done) {
-    const entry = findConnection(await readTcpSockets({ procRoot, port: local.port, peerPorts: [remote.port] }), local, remote);
-    if (entry !== undefined && entry.retransmits > (seen.at(-1)?.count ?? 0)) seen.push({ count: entry.retransmits, atMs: Date.now() - since });
-    await sleep(POLL_INTERVAL_MS);
-  }
-  return seen;
-}
 
 export const hostCrash: Lab = {
   name: 'host-crash',
@@ -91,13 +70,14 @@ export const hostCrash: Lab = {
     client.send('write hello?');
     await client.next<PeerEvent>('the client to write');
     const ended = client.next<PeerEvent>('the write to fail', GIVE_UP_MS * 4);
-    const backoff = watchRetransmissions(clientTable, local, remote, writtenAt, ended);
+    // The `retrnsmt` column: timeouts since the last ACK. The gaps between them double: the backoff.
+    const backoff = watchRow(clientTable, local, remote, (entry) => (entry.retransmits > 0 ? entry.retransmits : undefined), writtenAt, ended);
     await ctx.expectKernel('client-retransmitting', "the client's row", local, remote, 'retransmit timer, retransmitting', retransmitting, clientTable);
     const outcome = await ended;
     const waitedMs = outcome.at - writtenAt;
     const retransmissions = (await readCounter('TcpRetransSegs', clientTable)) - retransmittedBefore;
     const probes = (await readCounter('TcpExtTCPLossProbes', clientTable)) - probesBefore;
-    ctx.report('backoff', 'the retransmission count, as /proc/net/tcp showed it', (await backoff).map(({ count, atMs }) => `${count} at +${(atMs / 1000).toFixed(2)} s`).join(', '));
+    ctx.report('backoff', 'the retransmission count, as /proc/net/tcp showed it', (await backoff).map(({ value, atMs }) => `${value} at +${(atMs / 1000).toFixed(2)} s`).join(', '));
 
     ctx.step('The kernel gives up: the socket fails, and the program learns it on its next read or write.');
     ctx.expectFact('client-error', 'the error the client program gets', 'ETIMEDOUT', outcome.code ?? outcome.event);

@@ -11,6 +11,7 @@ import { halfClose } from './half-close.js';
 import { hostCrash } from './host-crash.js';
 import { hostReboot } from './host-reboot.js';
 import { idleTimeout } from './idle-timeout.js';
+import { keepalive } from './keepalive.js';
 import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
 import type { Lab } from './lab.js';
 import { restart } from './restart.js';
@@ -40,6 +41,7 @@ export const labs: readonly Lab[] = [
   idleTimeout,
   hostCrash,
   hostReboot,
+  keepalive,
 ];
 
 export function findLab(name: string): Lab | undefined {

@@ -18,7 +18,12 @@
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import type { Endpoint } from '../framework/endpoint.js';
+import { findConnection, type TcpSocketEntry } from '../tcp-states/parse.js';
+import { readTcpSockets } from '../tcp-states/read.js';
+import { POLL_INTERVAL_MS } from '../tcp-states/wait.js';
 import { LabError } from '../errors.js';
 import { lastLine, type LabContext, type RunningProcess } from './context.js';
 
@@ -105,6 +110,34 @@ export class Namespace {
  * network namespace of process PID (`ip netns exec` execs the program, so the PID is the peer's).
  */
 export const procRootOf = (process: RunningProcess<unknown>): string => `/proc/${process.pid}`;
+
+/** A value read from a socket's row, and when, in ms after the lab's reference moment. */
+export interface Sample<T> {
+  value: T;
+  atMs: number;
+}
+
+/**
+ * Each new value `pick` finds in the row of {local, remote} in the table under `procRoot` (a count
+ * that rises: retransmissions, probes), with its time after `since`, until `until` settles. Read every
+ * POLL_INTERVAL_MS; a value that lasts a timer's period (200 ms or more) is not missed on a quiet machine.
+ * It never fails: it ends early, with what it saw, if the table can no longer be read.
+ */
+export async function watchRow<T>(procRoot: string, local: Endpoint, remote: Endpoint, pick: (entry: TcpSocketEntry) => T, since: number, until: Promise<unknown>): Promise<Array<Sample<T>>> {
+  let done = false;
+  void until.catch(() => undefined).finally(() => (done = true));
+  const seen: Array<Sample<T>> = [];
+  while (!done) {
+    // The process whose /proc this is may end first (the lab failed, or was interrupted): then so does the watch.
+    const table = await readTcpSockets({ procRoot, port: local.port, peerPorts: [remote.port] }).catch(() => undefined);
+    if (table === undefined) break;
+    const entry = findConnection(table, local, remote);
+    const value = entry === undefined ? undefined : pick(entry);
+    if (value !== undefined && value !== seen.at(-1)?.value) seen.push({ value, atMs: Date.now() - since });
+    await sleep(POLL_INTERVAL_MS);
+  }
+  return seen;
+}
 
 /** The client and server hosts, and what can happen to the server. */
 export interface TwoHosts {

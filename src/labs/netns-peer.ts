@@ -6,6 +6,7 @@
  *
  *     netns-peer.js listen HOST PORT                 accept connections, and keep them open
  *     netns-peer.js connect HOST PORT [KEEPALIVE_MS] connect; with KEEPALIVE_MS, setKeepAlive(true, KEEPALIVE_MS)
+ *                                                   (0: SO_KEEPALIVE alone; the namespace's sysctls decide the rest)
  *
  * It prints one line of JSON for each thing that happens, the first saying it is ready
  * (`listening`, or `connected` with the socket pair), each with `at`, the wall clock in ms, so that
