@@ -22,7 +22,7 @@ const { traceCommand } = await import('./trace-command.js');
 const PROGRAM = 'lab-server';
 const protocolNames = protocols.map((p) => p.name).join(', ');
 
-const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read (trace --read); ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written; ${ExitCode.noPermission} privileged port without root, or no right to capture (trace); ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
+const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read (trace --read); ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written; ${ExitCode.noPermission} privileged port without root, no right to capture (trace), or a lab that needs root (skipped); ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
 
 /** Every command: the protocols, then the others. */
 const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace', 'completion'];
