@@ -188,6 +188,18 @@ const EXPECTED: Record<string, Record<string, string>> = {
     'keepalive-after': 'none',
     'silent-after': 'ESTABLISHED',
   },
+  'fin-wait-2-timeout': {
+    'held-state': 'FIN_WAIT2',
+    'orphan-state': 'FIN_WAIT2',
+    'held-server': 'CLOSE_WAIT',
+    'held-holder': 'an open descriptor',
+    'orphan-holder': 'no descriptor (orphan)',
+    'held-timer': 'no timer',
+    'orphan-timer': 'timer ≤ 2 s',
+    'orphan-dropped': 'none',
+    'held-after': 'FIN_WAIT2',
+    'held-timer-after': 'no timer',
+  },
 };
 
 /** CI runs as root: there a lab that needs root must run, never skip. */

@@ -7,6 +7,7 @@ import { clientNeverCloses } from './client-never-closes.js';
 import { clientWaits } from './client-waits.js';
 import { closedPort } from './closed-port.js';
 import { duplicateBind } from './duplicate-bind.js';
+import { finWait2Timeout } from './fin-wait-2-timeout.js';
 import { halfClose } from './half-close.js';
 import { hostCrash } from './host-crash.js';
 import { hostReboot } from './host-reboot.js';
@@ -42,6 +43,7 @@ export const labs: readonly Lab[] = [
   hostCrash,
   hostReboot,
   keepalive,
+  finWait2Timeout,
 ];
 
 export function findLab(name: string): Lab | undefined {

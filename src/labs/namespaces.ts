@@ -204,6 +204,17 @@ export async function twoHosts(ctx: LabContext, settings: HostSettings = {}): Pr
   };
 }
 
+/**
+ * One host of its own: a namespace with only its loopback, and its sysctls set, for a lab that
+ * changes a timer (tcp_fin_timeout) that the machine's own connections must keep. Deleted when the lab ends.
+ */
+export async function privateHost(ctx: LabContext, settings: Record<string, number | string>): Promise<Namespace> {
+  await deleteLeftovers();
+  const namespace = await makeNamespace(ctx);
+  for (const [key, value] of Object.entries(settings)) await namespace.sysctl(key, value);
+  return namespace;
+}
+
 /** A new, empty namespace with its loopback up, deleted when the lab ends. */
 async function makeNamespace(ctx: LabContext): Promise<Namespace> {
   namespacesMade += 1;
