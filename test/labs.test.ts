@@ -200,6 +200,13 @@ const EXPECTED: Record<string, Record<string, string>> = {
     'held-after': 'FIN_WAIT2',
     'held-timer-after': 'no timer',
   },
+  'ephemeral-ports': {
+    'ports-in-range': 'inside 40000–40003',
+    'time-wait': '4',
+    'same-destination': 'EADDRNOTAVAIL',
+    'other-destination': 'connected',
+    reuse: 'connected, on a port in TIME_WAIT',
+  },
 };
 
 /** CI runs as root: there a lab that needs root must run, never skip. */

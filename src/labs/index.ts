@@ -7,6 +7,7 @@ import { clientNeverCloses } from './client-never-closes.js';
 import { clientWaits } from './client-waits.js';
 import { closedPort } from './closed-port.js';
 import { duplicateBind } from './duplicate-bind.js';
+import { ephemeralPorts } from './ephemeral-ports.js';
 import { finWait2Timeout } from './fin-wait-2-timeout.js';
 import { halfClose } from './half-close.js';
 import { hostCrash } from './host-crash.js';
@@ -44,6 +45,7 @@ export const labs: readonly Lab[] = [
   hostReboot,
   keepalive,
   finWait2Timeout,
+  ephemeralPorts,
 ];
 
 export function findLab(name: string): Lab | undefined {
