@@ -82,7 +82,13 @@ test('lab-server states --port with a bad port: exit 64', async () => {
 /** As root, the test drops to nobody (uid 65534) with setpriv; as anyone else, it runs as it is. */
 const isRoot = process.getuid?.() === 0;
 const asNobody = isRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
-const noSetpriv = isRoot && !runs('setpriv', '--version') ? 'setpriv (util-linux) is not installed' : false;
+const cannotDropRoot = (): string | false => {
+  if (!isRoot) return false;
+  if (!runs('setpriv', '--version')) return 'setpriv (util-linux) is not installed';
+  // The checkout must be readable by nobody, as a user's installed copy would be.
+  return runs(asNobody[0]!, ...asNobody.slice(1), process.execPath, '-e', `require('node:fs').accessSync(${JSON.stringify(LAB_SERVER)})`) ? false : `user 65534 cannot read ${LAB_SERVER}`;
+};
+const noSetpriv = cannotDropRoot();
 
 test('lab-server lab host-crash without root: one line saying what it needs, exit 77 (skipped), no step run', { skip: linuxOnly || noSetpriv }, async () => {
   const result = await run(LAB_SERVER, ['lab', 'host-crash'], { prefix: asNobody });

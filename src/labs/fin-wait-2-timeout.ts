@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
 import { describeHolder } from './context.js';
 import type { Lab } from './lab.js';
-import { namespacesUnavailable, privateHost, procRootOf, type PeerEvent } from './namespaces.js';
+import { namespacesUnavailable, privateHost, procRootOf } from './namespaces.js';
 
 /** tcp_fin_timeout in the lab's namespace, in seconds. */
 const FIN_TIMEOUT_S = 2;
@@ -43,17 +43,15 @@ export const finWait2Timeout: Lab = {
     ctx.say(`ip netns add ${host.name}; ip netns exec ${host.name} sysctl -w net.ipv4.tcp_fin_timeout=${FIN_TIMEOUT_S}`);
 
     ctx.step('A server that never closes (it keeps every connection open) listens; two clients connect.');
-    const server = await host.startPeer(ctx, ['listen', HOST, '0'], 'the server');
-    const port = String((server.ready as PeerEvent & { port: number }).port);
-    const held = await host.startPeer(ctx, ['connect', HOST, port], 'the half-closing client');
-    const gone = await host.startPeer(ctx, ['connect', HOST, port], 'the closing client');
+    const { peer: server, port } = await host.listen(ctx, HOST, 0, 'the server');
+    const heldEnd = await host.connect(ctx, HOST, port, 'the half-closing client');
+    const goneEnd = await host.connect(ctx, HOST, port, 'the closing client');
+    const [held, gone] = [heldEnd.peer, goneEnd.peer];
     const table = procRootOf(server);
-    const heldEnd = held.ready as Required<PeerEvent>;
-    const goneEnd = gone.ready as Required<PeerEvent>;
 
     ctx.step("Client 1 calls end(), shutdown(SHUT_WR): its FIN, and it keeps its socket. Client 2's program exits: the kernel closes its socket, FIN.");
     held.send('end');
-    await held.next<PeerEvent>('the half-close');
+    await held.next('the half-close');
     await ctx.expectState({ id: 'held-state', end: 'client', local: heldEnd.local, remote: heldEnd.remote, predicted: 'FIN_WAIT2', procRoot: table });
     gone.send('exit');
     await ctx.expectState({ id: 'orphan-state', end: 'client', local: goneEnd.local, remote: goneEnd.remote, predicted: 'FIN_WAIT2', procRoot: table });

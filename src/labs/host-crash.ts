@@ -19,7 +19,7 @@
 import { readCounter } from '../tcp-states/counters.js';
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
 import type { Lab } from './lab.js';
-import { CLIENT_ADDRESS, namespacesUnavailable, procRootOf, SERVER_ADDRESS, twoHosts, watchRow, type PeerEvent } from './namespaces.js';
+import { CLIENT_ADDRESS, connectAcross, namespacesUnavailable, nextOutcome, procRootOf, SERVER_ADDRESS, twoHosts, watchRow } from './namespaces.js';
 
 /** tcp_retries2 in the client's namespace: the retransmissions after which the write gives up. */
 const RETRIES = 2;
@@ -47,12 +47,8 @@ export const hostCrash: Lab = {
     ctx.say(`ip netns exec ${hosts.client.name} sysctl -w net.ipv4.tcp_retries2=${RETRIES}`);
 
     ctx.step(`A server listens on ${SERVER_ADDRESS}; the client connects from ${CLIENT_ADDRESS}. Each is a Node program in its host (ip netns exec).`);
-    const server = await hosts.server.startPeer(ctx, ['listen', SERVER_ADDRESS, '0'], 'the server');
-    const serverPort = (server.ready as PeerEvent & { port: number }).port;
-    const accepted = server.next<PeerEvent>('the server to accept');
-    const client = await hosts.client.startPeer(ctx, ['connect', SERVER_ADDRESS, String(serverPort)], 'the client');
-    const { local, remote } = client.ready as Required<PeerEvent>;
-    await accepted;
+    const { server, client: connected } = await connectAcross(ctx, hosts);
+    const { peer: client, local, remote } = connected;
     const clientTable = procRootOf(client);
     const serverTable = procRootOf(server);
     await ctx.expectState({ id: 'client-connected', end: 'client', local, remote, predicted: 'ESTABLISHED', procRoot: clientTable });
@@ -68,8 +64,8 @@ export const hostCrash: Lab = {
     const probesBefore = await readCounter('TcpExtTCPLossProbes', clientTable);
     const writtenAt = Date.now();
     client.send('write hello?');
-    await client.next<PeerEvent>('the client to write');
-    const ended = client.next<PeerEvent>('the write to fail', GIVE_UP_MS * 4);
+    await client.next('the client to write');
+    const ended = nextOutcome(client, 'the write to fail', GIVE_UP_MS * 4);
     // The `retrnsmt` column: timeouts since the last ACK. The gaps between them double: the backoff.
     const backoff = watchRow(clientTable, local, remote, (entry) => (entry.retransmits > 0 ? entry.retransmits : undefined), writtenAt, ended);
     await ctx.expectKernel('client-retransmitting', "the client's row", local, remote, 'retransmit timer, retransmitting', retransmitting, clientTable);

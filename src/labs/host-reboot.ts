@@ -14,7 +14,7 @@
  */
 import { readCounter } from '../tcp-states/counters.js';
 import type { Lab } from './lab.js';
-import { CLIENT_ADDRESS, namespacesUnavailable, procRootOf, SERVER_ADDRESS, twoHosts, type PeerEvent } from './namespaces.js';
+import { CLIENT_ADDRESS, connectAcross, namespacesUnavailable, nextOutcome, procRootOf, SERVER_ADDRESS, twoHosts } from './namespaces.js';
 
 export const hostReboot: Lab = {
   name: 'host-reboot',
@@ -30,12 +30,8 @@ export const hostReboot: Lab = {
     const hosts = await twoHosts(ctx);
 
     ctx.step(`A server listens on ${SERVER_ADDRESS}; the client connects from ${CLIENT_ADDRESS}. Each is a Node program in its host (ip netns exec).`);
-    const server = await hosts.server.startPeer(ctx, ['listen', SERVER_ADDRESS, '0'], 'the server');
-    const port = String((server.ready as PeerEvent & { port: number }).port);
-    const accepted = server.next<PeerEvent>('the server to accept');
-    const client = await hosts.client.startPeer(ctx, ['connect', SERVER_ADDRESS, port], 'the client');
-    const { local, remote } = client.ready as Required<PeerEvent>;
-    await accepted;
+    const { server, port, client: connected } = await connectAcross(ctx, hosts);
+    const { peer: client, local, remote } = connected;
     const clientTable = procRootOf(client);
     await ctx.expectState({ id: 'client-connected', end: 'client', local, remote, predicted: 'ESTABLISHED', procRoot: clientTable });
     await ctx.expectState({ id: 'server-connected', end: 'server', local: remote, remote: local, predicted: 'ESTABLISHED', procRoot: procRootOf(server) });
@@ -43,7 +39,7 @@ export const hostReboot: Lab = {
     ctx.step('The server host crashes and reboots: its namespace is deleted, with its program and sockets, and made again with the same address. The server program starts again, on the same port.');
     const crashed = hosts.server.name;
     await hosts.rebootServer(server);
-    const rebooted = await hosts.server.startPeer(ctx, ['listen', SERVER_ADDRESS, port], 'the restarted server');
+    const { peer: rebooted } = await hosts.server.listen(ctx, SERVER_ADDRESS, port, 'the restarted server');
     const serverTable = procRootOf(rebooted);
     ctx.say(`ip netns del ${crashed}; ip netns add ${hosts.server.name}: the same ${SERVER_ADDRESS}, a new kernel stack, listening on port ${port} again`);
     await ctx.expectState({ id: 'server-rebooted', end: 'server', local: remote, remote: local, predicted: 'none', procRoot: serverTable });
@@ -53,8 +49,7 @@ export const hostReboot: Lab = {
     ctx.step("The client writes a line. The rebooted server's TCP has no socket for this pair, so it answers with RST.");
     const resetsBefore = await readCounter('TcpOutRsts', serverTable);
     client.send('write hello again');
-    let outcome = await client.next<PeerEvent>('the reset');
-    while (outcome.event === 'done') outcome = await client.next<PeerEvent>('the reset');
+    const outcome = await nextOutcome(client, 'the reset');
     ctx.expectFact('client-error', 'the error the client program gets', 'ECONNRESET', outcome.code ?? outcome.event);
     const resets = (await readCounter('TcpOutRsts', serverTable)) - resetsBefore;
     ctx.expectFact('server-reset', "the rebooted server's OutRsts (its /proc/net/snmp)", 'rose', resets > 0 ? 'rose' : 'did not rise');

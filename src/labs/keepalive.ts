@@ -14,7 +14,7 @@
  */
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
 import type { Lab } from './lab.js';
-import { CLIENT_ADDRESS, namespacesUnavailable, procRootOf, SERVER_ADDRESS, twoHosts, watchRow, type PeerEvent } from './namespaces.js';
+import { CLIENT_ADDRESS, namespacesUnavailable, nextOutcome, procRootOf, SERVER_ADDRESS, twoHosts, watchRow } from './namespaces.js';
 
 /** The three sysctls, for the client's namespace: seconds idle, seconds between probes, probes. */
 const IDLE_S = 1;
@@ -41,13 +41,11 @@ export const keepalive: Lab = {
     ctx.say(`ip netns exec ${hosts.client.name} sysctl -w net.ipv4.tcp_keepalive_time=${IDLE_S} net.ipv4.tcp_keepalive_intvl=${INTERVAL_S} net.ipv4.tcp_keepalive_probes=${PROBES}`);
 
     ctx.step(`Two clients connect from ${CLIENT_ADDRESS} to a server on ${SERVER_ADDRESS}: one calls setKeepAlive(true) (SO_KEEPALIVE), the other does not. Both stay silent.`);
-    const server = await hosts.server.startPeer(ctx, ['listen', SERVER_ADDRESS, '0'], 'the server');
-    const port = String((server.ready as PeerEvent & { port: number }).port);
-    const probing = await hosts.client.startPeer(ctx, ['connect', SERVER_ADDRESS, port, '0'], 'the client with keepalive');
-    const silent = await hosts.client.startPeer(ctx, ['connect', SERVER_ADDRESS, port], 'the client without keepalive');
-    const withKeepalive = probing.ready as Required<PeerEvent>;
-    const without = silent.ready as Required<PeerEvent>;
-    const clientTable = procRootOf(probing);
+    const { port } = await hosts.server.listen(ctx, SERVER_ADDRESS, 0, 'the server');
+    // No delay: SO_KEEPALIVE alone, so that the namespace's sysctls decide (see above).
+    const withKeepalive = await hosts.client.connect(ctx, SERVER_ADDRESS, port, 'the client with keepalive', 0);
+    const without = await hosts.client.connect(ctx, SERVER_ADDRESS, port, 'the client without keepalive');
+    const clientTable = procRootOf(withKeepalive.peer);
     await ctx.expectKernel('keepalive-timer', "the keepalive client's row", withKeepalive.local, withKeepalive.remote, 'keepalive timer', timerOf, clientTable);
     await ctx.expectKernel('silent-timer', "the other client's row", without.local, without.remote, 'no timer', timerOf, clientTable);
     ctx.say('While the server is there, it answers each probe, and the probe count (the timeout column) goes back to 0.');
@@ -55,7 +53,7 @@ export const keepalive: Lab = {
     ctx.step("The server's host vanishes: its cable comes out of the switch. Nobody writes. Watch the keepalive client's unanswered probes (/proc/net/tcp's timeout column).");
     const unpluggedAt = Date.now();
     await hosts.unplugServer();
-    const ended = probing.next<PeerEvent>('the keepalive client to fail', (IDLE_S + INTERVAL_S * (PROBES + 2)) * 1000 * 2);
+    const ended = nextOutcome(withKeepalive.peer, 'the keepalive client to fail', (IDLE_S + INTERVAL_S * (PROBES + 2)) * 1000 * 2);
     const probes = watchRow(clientTable, withKeepalive.local, withKeepalive.remote, (entry) => (entry.probes > 0 ? entry.probes : undefined), unpluggedAt, ended);
     const outcome = await ended;
     const seen = await probes;

@@ -66,8 +66,28 @@ export interface PeerEvent {
   event: 'listening' | 'accepted' | 'connected' | 'data' | 'end' | 'error' | 'done';
   at: number;
   code?: string;
-  local?: { address: string; port: number };
-  remote?: { address: string; port: number };
+  /** `listening`: the port it listens on. */
+  port?: number;
+  local?: Endpoint;
+  remote?: Endpoint;
+}
+
+/** A netns-peer.ts program running inside a namespace. */
+export type Peer = RunningProcess<PeerEvent>;
+
+/** A client's peer program, and its connection's socket pair as the client sees it. */
+export interface ConnectedPeer {
+  peer: Peer;
+  local: Endpoint;
+  remote: Endpoint;
+}
+
+/** The next thing that happens to a peer's connection (an error, an end of file), past the commands it has done. */
+export async function nextOutcome(peer: Peer, what: string, deadlineMs?: number): Promise<PeerEvent> {
+  for (;;) {
+    const event = await peer.next<PeerEvent>(what, deadlineMs);
+    if (event.event !== 'done') return event;
+  }
 }
 
 /**
@@ -99,8 +119,19 @@ export class Namespace {
     await this.exec(['sysctl', '-q', '-w', `${key}=${value}`]);
   }
 
-  /** Starts netns-peer.ts inside (`listen HOST PORT` or `connect HOST PORT`), once it says it is ready. */
-  startPeer(ctx: LabContext, args: readonly string[], label: string): Promise<RunningProcess<PeerEvent>> {
+  /** A server inside (netns-peer.ts), listening on `address` (port 0: one the kernel picks); resolves with it and its port. */
+  async listen(ctx: LabContext, address: string, port: number, label: string): Promise<{ peer: Peer; port: number }> {
+    const peer = await this.startPeer(ctx, ['listen', address, String(port)], label);
+    return { peer, port: peer.ready.port! };
+  }
+
+  /** A client inside (netns-peer.ts), connected to `address`:`port`; with `keepAliveMs`, setKeepAlive(true, keepAliveMs) on it. */
+  async connect(ctx: LabContext, address: string, port: number, label: string, keepAliveMs?: number): Promise<ConnectedPeer> {
+    const peer = await this.startPeer(ctx, ['connect', address, String(port), ...(keepAliveMs === undefined ? [] : [String(keepAliveMs)])], label);
+    return { peer, local: peer.ready.local!, remote: peer.ready.remote! };
+  }
+
+  private startPeer(ctx: LabContext, args: readonly string[], label: string): Promise<Peer> {
     return ctx.startProcess<PeerEvent>('ip', ['netns', 'exec', this.name, process.execPath, PEER, ...args], label);
   }
 }
@@ -151,6 +182,15 @@ export interface TwoHosts {
    * has never heard of any connection.
    */
   rebootServer(program: RunningProcess<unknown>): Promise<void>;
+}
+
+/** A server listening in the server host (on a port the kernel picks), and a client connected to it from the client host, once accepted. */
+export async function connectAcross(ctx: LabContext, hosts: TwoHosts): Promise<{ server: Peer; port: number; client: ConnectedPeer }> {
+  const { peer: server, port } = await hosts.server.listen(ctx, SERVER_ADDRESS, 0, 'the server');
+  const accepted = server.next<PeerEvent>('the server to accept');
+  const client = await hosts.client.connect(ctx, SERVER_ADDRESS, port, 'the client');
+  await accepted;
+  return { server, port, client };
 }
 
 /** The per-namespace sysctls each host starts with, e.g. `{ 'net.ipv4.tcp_retries2': 3 }`. */
