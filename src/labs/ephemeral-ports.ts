@@ -110,7 +110,7 @@ export const ephemeralPorts: Lab = {
 
     const count = LAST_PORT - FIRST_PORT + 1;
     ctx.step(`A client connects to a server ${count} times without bind(), closing first each time (so its end keeps TIME_WAIT); then once more; then to a second server.`);
-    const filler = await ctx.startProcess<Filled>('ip', ['netns', 'exec', host.name, process.execPath, '-e', FILL_THE_RANGE, String(count)], 'the client program');
+    const filler = await host.start<Filled>(ctx, [process.execPath, '-e', FILL_THE_RANGE, String(count)], 'the client program');
     const filled = filler.ready;
     ctx.say(`the client's ports: ${filled.ports.join(', ')} (Linux tries even ports first for connect(), and leaves odd ones to bind(): fewer collisions between the two)`);
     ctx.expectFact('ports-in-range', 'each port the kernel picked', `inside ${FIRST_PORT}–${LAST_PORT}`, filled.ports.length === count && filled.ports.every((p) => p >= FIRST_PORT && p <= LAST_PORT) ? `inside ${FIRST_PORT}–${LAST_PORT}` : `${filled.ports.join(', ')}${filled.early === undefined ? '' : `, then ${filled.early}`}`);
@@ -123,7 +123,7 @@ export const ephemeralPorts: Lab = {
 
     ctx.step("Set tcp_tw_reuse to 2, Linux's default (loopback only), and try the first server again, every 200 ms.");
     await host.sysctl('net.ipv4.tcp_tw_reuse', 2);
-    const retry = await ctx.startProcess<Again>('ip', ['netns', 'exec', host.name, process.execPath, '-e', FILL_THE_RANGE, '0', 'again'], 'the client program');
+    const retry = await host.start<Again>(ctx, [process.execPath, '-e', FILL_THE_RANGE, '0', 'again'], 'the client program');
     const again = retry.ready;
     ctx.expectFact('reuse', `connect() to port ${filled.server} with tcp_tw_reuse 2`, 'connected, on a port in TIME_WAIT', again.port !== undefined && waiting.includes(again.port) ? 'connected, on a port in TIME_WAIT' : again.error ?? `port ${again.port}`);
     ctx.report('reuse-wait', 'how long it took', `${again.attempts} attempts, ${((again.afterMs ?? 0) / 1000).toFixed(1)} s: a TIME_WAIT pair is taken over once its last timestamp is more than 1 s old`);

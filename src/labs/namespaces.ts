@@ -131,8 +131,13 @@ export class Namespace {
     return { peer, local: peer.ready.local!, remote: peer.ready.remote! };
   }
 
+  /** Starts a program inside (ctx.startProcess: it is ready once it prints a line of JSON, and stopped when the lab ends). */
+  start<T>(ctx: LabContext, command: readonly string[], label: string): Promise<RunningProcess<T>> {
+    return ctx.startProcess<T>('ip', ['netns', 'exec', this.name, ...command], label);
+  }
+
   private startPeer(ctx: LabContext, args: readonly string[], label: string): Promise<Peer> {
-    return ctx.startProcess<PeerEvent>('ip', ['netns', 'exec', this.name, process.execPath, PEER, ...args], label);
+    return this.start<PeerEvent>(ctx, [process.execPath, PEER, ...args], label);
   }
 }
 
