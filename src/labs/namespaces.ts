@@ -101,7 +101,9 @@ export async function namespacesUnavailable(): Promise<string | undefined> {
   const privileged = NEEDED_CAPABILITIES.every((bit) => ((effective >> bit) & 1n) === 1n);
   const missingTools = (await Promise.all(TOOLS.map(async (tool) => ((await succeeds(tool.command, tool.args)) ? [] : [tool.name])))).flat();
   if (privileged && missingTools.length === 0) return undefined;
-  const advice = [...(missingTools.length > 0 ? [`install ${missingTools.join(' and ')}`] : []), ...(privileged ? [] : ['run it with sudo'])];
+  // Root in a container may lack them: docker drops CAP_NET_ADMIN and CAP_SYS_ADMIN unless given back.
+  const getPrivileges = process.geteuid?.() === 0 ? 'give root CAP_NET_ADMIN and CAP_SYS_ADMIN (a container: docker run --cap-add NET_ADMIN --cap-add SYS_ADMIN)' : 'run it with sudo';
+  const advice = [...(missingTools.length > 0 ? [`install ${missingTools.join(' and ')}`] : []), ...(privileged ? [] : [getPrivileges])];
   return `root to create network namespaces (CAP_NET_ADMIN) and iproute2's ip: ${advice.join(', then ')}`;
 }
 
