@@ -5,9 +5,7 @@ import { platform } from 'node:os';
 import test from 'node:test';
 import { labs } from '../src/labs/index.js';
 import type { StateRow } from '../src/tcp-states/table.js';
-import { execFileSync } from 'node:child_process';
-import { assertOneLineError, LAB_SERVER, run, start } from './helpers/cli.js';
-import { runs } from './helpers/programs.js';
+import { LAB_SERVER, run } from './helpers/cli.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'reading TCP states needs Linux /proc/net/tcp';
 
@@ -77,33 +75,6 @@ test('lab-server states --port with a bad port: exit 64', async () => {
   const { code, stderr } = await run(LAB_SERVER, ['states', '--port', 'http']);
   assert.equal(code, 64);
   assert.equal(stderr.trimEnd().split('\n').length, 1);
-});
-
-/** As root, the test drops to nobody (uid 65534) with setpriv; as anyone else, it runs as it is. */
-const isRoot = process.getuid?.() === 0;
-const asNobody = isRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
-const cannotDropRoot = (): string | false => {
-  if (!isRoot) return false;
-  if (!runs('setpriv', '--version')) return 'setpriv (util-linux) is not installed';
-  // The checkout must be readable by nobody, as a user's installed copy would be.
-  return runs(asNobody[0]!, ...asNobody.slice(1), process.execPath, '-e', `require('node:fs').accessSync(${JSON.stringify(LAB_SERVER)})`) ? false : `user 65534 cannot read ${LAB_SERVER}`;
-};
-const noSetpriv = cannotDropRoot();
-
-test('lab-server lab host-crash without root: one line saying what it needs, exit 77 (skipped), no step run', { skip: linuxOnly || noSetpriv }, async () => {
-  const result = await run(LAB_SERVER, ['lab', 'host-crash'], { prefix: asNobody });
-  assertOneLineError(result, 77, /^lab-server: lab host-crash needs root to create network namespaces \(CAP_NET_ADMIN\) and iproute2's ip: .*run it with sudo$/);
-  assert.equal(result.stdout, '');
-});
-
-test('lab-server lab keepalive, Ctrl-C mid-lab: exit 130, its programs stopped and its namespaces deleted first', { skip: linuxOnly || (isRoot ? false : 'needs root, to make network namespaces') }, async () => {
-  const lab = start(LAB_SERVER, ['lab', 'keepalive']);
-  await lab.stdoutLine(/^3\. /);
-  lab.child.kill('SIGINT');
-  const result = await lab.finished;
-  assertOneLineError(result, 130, /^lab-server: interrupted \(Ctrl-C\)/);
-  const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((line) => line.startsWith(`labsrv-${lab.child.pid}-`));
-  assert.deepEqual(left, []);
 });
 
 test('lab-server lab rst: the narration, and exit 0 when the kernel agreed', { skip: linuxOnly }, async () => {

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { platform } from 'node:os';
 import test from 'node:test';
 import { findLab, labs } from '../src/labs/index.js';
-import type { Lab, LabResult, Observation } from '../src/labs/lab.js';
+import type { Lab } from '../src/labs/lab.js';
 import { runLab } from '../src/labs/runner.js';
+import { expectLabAgrees, observation, skippedSteps } from './helpers/labs.js';
 import { hasPython3 } from './helpers/programs.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'the labs compare with Linux /proc/net/tcp';
@@ -159,95 +160,19 @@ const EXPECTED: Record<string, Record<string, string>> = {
     'chatty-server': 'ESTABLISHED',
     rcvtimeo: 'what had come when the time was up',
   },
-  // The labs with two hosts (network namespaces): they need root, and are skipped without it.
-  'host-crash': {
-    'client-connected': 'ESTABLISHED',
-    'server-connected': 'ESTABLISHED',
-    'client-unaware': 'ESTABLISHED',
-    'client-retransmitting': 'retransmit timer, retransmitting',
-    'client-error': 'ETIMEDOUT',
-    retransmissions: 'rose',
-    'gave-up-after': '1.4 s or more',
-    'client-after': 'none',
-    'server-after': 'ESTABLISHED',
-  },
-  'host-reboot': {
-    'client-connected': 'ESTABLISHED',
-    'server-connected': 'ESTABLISHED',
-    'server-rebooted': 'none',
-    'client-unaware': 'ESTABLISHED',
-    'client-error': 'ECONNRESET',
-    'server-reset': 'rose',
-    'client-after': 'none',
-  },
-  keepalive: {
-    'keepalive-timer': 'keepalive timer',
-    'silent-timer': 'no timer',
-    'keepalive-error': 'ETIMEDOUT',
-    'keepalive-probes': '3',
-    'keepalive-after': 'none',
-    'silent-after': 'ESTABLISHED',
-  },
-  'fin-wait-2-timeout': {
-    'held-state': 'FIN_WAIT2',
-    'orphan-state': 'FIN_WAIT2',
-    'held-server': 'CLOSE_WAIT',
-    'held-holder': 'an open descriptor',
-    'orphan-holder': 'no descriptor (orphan)',
-    'held-timer': 'no timer',
-    'orphan-timer': 'timer ≤ 2 s',
-    'orphan-dropped': 'none',
-    'held-after': 'FIN_WAIT2',
-    'held-timer-after': 'no timer',
-  },
-  'ephemeral-ports': {
-    'ports-in-range': 'inside 40000–40003',
-    'time-wait': '4',
-    'same-destination': 'EADDRNOTAVAIL',
-    'other-destination': 'connected',
-    reuse: 'connected, on a port in TIME_WAIT',
-  },
 };
 
-/** CI runs as root: there a lab that needs root must run, never skip. */
-const isRoot = process.getuid?.() === 0;
+/** The labs that need root (network namespaces) are checked in labs-netns.test.ts, with a time budget of their own. */
+const loopbackLabs = labs.filter((lab) => lab.needs === undefined);
 
-/** A step that needs python3 reports itself skipped when there is none, and checks nothing after. */
-const skippedSteps = (result: LabResult): Observation[] =>
-  result.observations.filter((o) => o.kind === 'report' && o.observed.startsWith('skipped'));
-
-function observation(result: LabResult, id: string): Observation {
-  const found = result.observations.find((o) => o.id === id);
-  assert.ok(found, `${result.name}: no observation ${id}`);
-  return found;
-}
-
-test('every lab has expectations here, and the registry has no duplicate names', () => {
-  assert.deepEqual(labs.map((l) => l.name).sort(), Object.keys(EXPECTED).sort());
+test('every loopback lab has expectations here, and the registry has no duplicate names', () => {
+  assert.deepEqual(loopbackLabs.map((l) => l.name).sort(), Object.keys(EXPECTED).sort());
   assert.equal(new Set(labs.map((l) => l.name)).size, labs.length);
 });
 
-for (const lab of labs) {
-  test(`lab ${lab.name}: the kernel agrees with the textbook`, { skip: linuxOnly }, async (t) => {
-    const narration: string[] = [];
-    const result = await runLab(lab, { write: (line) => narration.push(line) });
-    if (result.skipped !== undefined) {
-      assert.equal(isRoot, false, `as root, lab ${lab.name} must run, but it needs ${result.skipped}`);
-      assert.deepEqual([result.passed, result.observations], [false, []]);
-      return t.skip(`lab ${lab.name} needs ${result.skipped}`);
-    }
-    const disagreed = result.observations.filter((o) => !o.agreed);
-    assert.deepEqual(disagreed, [], narration.join('\n'));
-    assert.equal(result.passed, true);
-    const skipped = skippedSteps(result);
-    for (const [id, expected] of Object.entries(EXPECTED[lab.name] ?? {})) {
-      // Without python3 the steps that need it are skipped, and say so; everything else still runs.
-      if (skipped.length > 0 && !result.observations.some((o) => o.id === id)) continue;
-      assert.equal(observation(result, id).observed, expected, `${lab.name}: ${id}`);
-    }
-  });
+for (const lab of loopbackLabs) {
+  test(`lab ${lab.name}: the kernel agrees with the textbook`, { skip: linuxOnly }, (t) => expectLabAgrees(t, lab, EXPECTED[lab.name] ?? {}));
 }
-
 
 test('restart: bind without SO_REUSEADDR fails with EADDRINUSE where python3 can make that socket, and is reported skipped where not', { skip: linuxOnly }, async () => {
   const result = await runLab(findLab('restart')!, { write: () => {} });
