@@ -65,7 +65,8 @@ export const hostCrash: Lab = {
     const writtenAt = Date.now();
     client.send('write hello?');
     await client.next('the client to write');
-    const ended = nextOutcome(client, 'the write to fail', GIVE_UP_MS * 4);
+    // A deadline, not a wait: the give-up comes at a backoff tick past the budget, 3.4 s here, later on a busy machine.
+    const ended = nextOutcome(client, 'the write to fail', GIVE_UP_MS * 8);
     // The `retrnsmt` column: timeouts since the last ACK. The gaps between them double: the backoff.
     const backoff = watchRow(clientTable, local, remote, (entry) => (entry.retransmits > 0 ? entry.retransmits : undefined), writtenAt, ended);
     await ctx.expectKernel('client-retransmitting', "the client's row", local, remote, 'retransmit timer, retransmitting', retransmitting, clientTable);
