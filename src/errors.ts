@@ -29,7 +29,11 @@ export const ExitCode = {
   osError: 71,
   /** An output file the user named cannot be created or written: `--pcap`, `--log-file`. */
   cantCreate: 73,
-  /** Permission denied: a privileged port without root. */
+  /**
+   * Permission denied: a privileged port without root; a lab that needs root (network namespaces)
+   * run without it, which is also automake's "skipped test" status: `npm test` and CI count it as
+   * skipped, never as passed.
+   */
   noPermission: 77,
   /** Interrupted by Ctrl-C: 128 + SIGINT's number, as a shell reports a program that SIGINT killed. */
   interrupted: 130,
@@ -80,8 +84,10 @@ export const ERROR_CODES = {
   ERR_LAB_STUCK: { exitCode: ExitCode.labFailed, meaning: 'a lab step waited longer than its deadline' },
   ERR_LAB_RESET_EARLY: { exitCode: ExitCode.labFailed, meaning: 'lab rst: the reset came before the handshake was done, so the step could not be observed' },
   ERR_LAB_SCRIPT: { exitCode: ExitCode.software, meaning: "a lab's helper (a python3 script, a client process) failed: a bug in the lab" },
+  ERR_LAB_NEEDS_PRIVILEGES: { exitCode: ExitCode.noPermission, meaning: 'a lab that needs root (to create network namespaces) or a missing tool (iproute2) could not run here: skipped, not failed' },
+  ERR_LAB_NAMESPACE: { exitCode: ExitCode.unavailable, meaning: "ip could not create or change a lab's network namespaces, veth pair or sysctls (the message quotes ip)" },
   ERR_LAB_NO_PAIR: { exitCode: ExitCode.software, meaning: 'a lab could not learn the socket pair from the client it ran' },
-  ERR_LAB_INTERRUPTED: { exitCode: ExitCode.interrupted, meaning: 'a lab was interrupted (SIGINT, SIGTERM); it stopped its servers and processes first' },
+  ERR_LAB_INTERRUPTED: { exitCode: ExitCode.interrupted, meaning: 'a lab was interrupted (SIGINT, SIGTERM); it stopped its servers and processes, and deleted its network namespaces, first' },
   ERR_ANSWERS_FILE: { exitCode: ExitCode.usage, meaning: 'lab --answers: the file cannot be read, or holds neither one answer a line nor a JSON object of answers' },
 } as const satisfies Record<string, { exitCode: ExitCodeValue; meaning: string }>;
 

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { platform } from 'node:os';
 import test from 'node:test';
 import { findLab, labs } from '../src/labs/index.js';
-import type { Lab, LabResult, Observation } from '../src/labs/lab.js';
+import type { Lab } from '../src/labs/lab.js';
 import { runLab } from '../src/labs/runner.js';
+import { expectLabAgrees, observation, skippedSteps } from './helpers/labs.js';
 import { hasPython3 } from './helpers/programs.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'the labs compare with Linux /proc/net/tcp';
@@ -193,37 +194,17 @@ const EXPECTED: Record<string, Record<string, string>> = {
   },
 };
 
-/** A step that needs python3 reports itself skipped when there is none, and checks nothing after. */
-const skippedSteps = (result: LabResult): Observation[] =>
-  result.observations.filter((o) => o.kind === 'report' && o.observed.startsWith('skipped'));
+/** The labs that need root (network namespaces) are checked in labs-netns.test.ts, with a time budget of their own. */
+const loopbackLabs = labs.filter((lab) => lab.needs === undefined);
 
-function observation(result: LabResult, id: string): Observation {
-  const found = result.observations.find((o) => o.id === id);
-  assert.ok(found, `${result.name}: no observation ${id}`);
-  return found;
-}
-
-test('every lab has expectations here, and the registry has no duplicate names', () => {
-  assert.deepEqual(labs.map((l) => l.name).sort(), Object.keys(EXPECTED).sort());
+test('every loopback lab has expectations here, and the registry has no duplicate names', () => {
+  assert.deepEqual(loopbackLabs.map((l) => l.name).sort(), Object.keys(EXPECTED).sort());
   assert.equal(new Set(labs.map((l) => l.name)).size, labs.length);
 });
 
-for (const lab of labs) {
-  test(`lab ${lab.name}: the kernel agrees with the textbook`, { skip: linuxOnly }, async () => {
-    const narration: string[] = [];
-    const result = await runLab(lab, { write: (line) => narration.push(line) });
-    const disagreed = result.observations.filter((o) => !o.agreed);
-    assert.deepEqual(disagreed, [], narration.join('\n'));
-    assert.equal(result.passed, true);
-    const skipped = skippedSteps(result);
-    for (const [id, expected] of Object.entries(EXPECTED[lab.name] ?? {})) {
-      // Without python3 the steps that need it are skipped, and say so; everything else still runs.
-      if (skipped.length > 0 && !result.observations.some((o) => o.id === id)) continue;
-      assert.equal(observation(result, id).observed, expected, `${lab.name}: ${id}`);
-    }
-  });
+for (const lab of loopbackLabs) {
+  test(`lab ${lab.name}: the kernel agrees with the textbook`, { skip: linuxOnly }, (t) => expectLabAgrees(t, lab, EXPECTED[lab.name] ?? {}));
 }
-
 
 test('restart: bind without SO_REUSEADDR fails with EADDRINUSE where python3 can make that socket, and is reported skipped where not', { skip: linuxOnly }, async () => {
   const result = await runLab(findLab('restart')!, { write: () => {} });

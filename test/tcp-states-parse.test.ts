@@ -76,6 +76,7 @@ test('the other columns: queues, uid, inode, retransmits', () => {
     rxQueue: 0,
     timer: { kind: 'none', code: 0, remainingMs: 0 },
     retransmits: 0,
+    probes: 0,
     uid: 1000,
     inode: 4242,
   });

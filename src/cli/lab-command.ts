@@ -1,6 +1,7 @@
 /**
  * `lab-server lab <name>` runs one experiment (src/labs/); `lab-server lab --list` lists them.
- * Exit status 0 when the kernel agreed with the textbook, 1 (ExitCode.labFailed) when not; a quiz
+ * Exit status 0 when the kernel agreed with the textbook, 1 (ExitCode.labFailed) when not, 77
+ * (ExitCode.noPermission, "skipped") when the lab needs what this user lacks, such as root; a quiz
  * score never changes it. The lab's records (src/labs/records.ts) are shown as narration, or
  * collected into one JSON document (--json), after the class modes (--step, --quiz) have had them.
  */
@@ -177,6 +178,7 @@ async function lab(args: ArgumentsCamelCase<LabArguments>): Promise<void> {
     say(JSON.stringify(runDocument(shown), null, 2));
   }
   if (failure !== undefined) throw failure;
+  if (result!.skipped !== undefined) throw new LabError('ERR_LAB_NEEDS_PRIVILEGES', `lab ${chosen.name} needs ${result!.skipped}`);
   if (!result!.passed) {
     throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (${json ? 'see .verdict.disagreed' : 'see the ✗ lines above'})`);
   }

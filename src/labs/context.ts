@@ -13,7 +13,8 @@ import { EventRecorder } from '../framework/event-recorder.js';
 import type { EventOf, EventType } from '../framework/events.js';
 import { createServer, type LabServer, type ServerOptions } from '../framework/server.js';
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
-import { stateOf, waitForTcpSocket, waitForTcpState, type ObservedState } from '../tcp-states/wait.js';
+import { readTcpSockets } from '../tcp-states/read.js';
+import { stateOf, waitForTcpSocket, waitForTcpState, type ObservedState, type WaitForStateOptions } from '../tcp-states/wait.js';
 import type { Observation } from './lab.js';
 import { choicesFor } from './quiz.js';
 import type { RecordSink } from './records.js';
@@ -56,6 +57,8 @@ export interface RunningProcess<T> {
   next<U>(what: string, deadlineMs?: number): Promise<U>;
   /** Closes its stdin: a script waiting for the end of its input (`sys.stdin.read()`) goes on. */
   endInput(): void;
+  /** Writes one line to its stdin: a command, for a program that reads them (netns-peer.ts). */
+  send(line: string): void;
   /** Sends `signal` to it, by its PID, and resolves once it has ended: with the signal's name, or `exit N`. */
   kill(signal: NodeJS.Signals): Promise<string>;
 }
@@ -68,6 +71,8 @@ export interface StateExpectation {
   remote: Endpoint;
   /** The textbook's state, or 'none' when it says the kernel keeps nothing. */
   predicted: ObservedState;
+  /** Whose table to read: `/proc/PID` for a socket in another network namespace (namespaces.ts). Default `/proc`. */
+  procRoot?: string;
 }
 
 /** For a fact a quiz may ask about: the answers to choose from, the prediction among them (quiz.ts has the default lists). */
@@ -84,6 +89,10 @@ export interface ConnectionEnds {
 export function bothEnds(client: Endpoint, server: Endpoint): ConnectionEnds {
   return { client: { local: client, remote: server }, server: { local: server, remote: client } };
 }
+
+/** Reads another network namespace's table, through a process of it (`/proc/PID/net/tcp`), when `procRoot` says so. */
+const readerOf = (local: Endpoint, remote: Endpoint, procRoot: string | undefined): WaitForStateOptions =>
+  procRoot === undefined ? {} : { read: () => readTcpSockets({ procRoot, port: local.port, peerPorts: [remote.port] }) };
 
 /** The last line a program wrote to stderr: for a failed python3 script, its one-line summary of the exception. */
 export const lastLine = (text: string): string => text.trim().split('\n').at(-1) ?? '';
@@ -187,8 +196,8 @@ export class LabContext {
    * Asks the kernel for one end's state, polling until it matches the prediction or
    * STATE_DEADLINE_MS passes, and records the outcome.
    */
-  async expectState({ id, end, local, remote, predicted }: StateExpectation): Promise<Observation> {
-    const { entry } = await waitForTcpState(local, remote, predicted);
+  async expectState({ id, end, local, remote, predicted, procRoot }: StateExpectation): Promise<Observation> {
+    const { entry } = await waitForTcpState(local, remote, predicted, readerOf(local, remote, procRoot));
     const observed = stateOf(entry);
     this.packets?.recordReading({ timeUs: Math.round((performance.timeOrigin + performance.now()) * 1000), end, local, remote, state: observed });
     const remainingMs = entry?.timer.kind === 'time-wait' ? entry.timer.remainingMs : undefined;
@@ -202,8 +211,8 @@ export class LabContext {
    * Like expectState, for another column of the kernel's row: `describe` turns the row (or its
    * absence) into the text compared with `predicted`, e.g. `Recv-Q 2`.
    */
-  async expectKernel(id: string, subject: string, local: Endpoint, remote: Endpoint, predicted: string, describe: (entry: TcpSocketEntry | undefined) => string, options: FactOptions = {}): Promise<Observation> {
-    const { entry } = await waitForTcpSocket(local, remote, (row) => describe(row) === predicted);
+  async expectKernel(id: string, subject: string, local: Endpoint, remote: Endpoint, predicted: string, describe: (entry: TcpSocketEntry | undefined) => string, options: FactOptions & { procRoot?: string } = {}): Promise<Observation> {
+    const { entry } = await waitForTcpSocket(local, remote, (row) => describe(row) === predicted, readerOf(local, remote, options.procRoot));
     const observed = describe(entry);
     return this.record({ id, step: this.stepNumber, subject, kind: 'fact', predicted, observed, agreed: observed === predicted }, 'kernel', options.choices);
   }
@@ -286,6 +295,7 @@ export class LabContext {
       pid: child.pid!,
       next,
       endInput: () => child.stdin.end(),
+      send: (line) => void child.stdin.write(`${line}\n`),
       kill: (signal) => {
         child.kill(signal);
         return this.within(closed, `${name} to end`);

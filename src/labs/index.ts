@@ -8,9 +8,14 @@ import { clientNeverCloses } from './client-never-closes.js';
 import { clientWaits } from './client-waits.js';
 import { closedPort } from './closed-port.js';
 import { duplicateBind } from './duplicate-bind.js';
+import { ephemeralPorts } from './ephemeral-ports.js';
+import { finWait2Timeout } from './fin-wait-2-timeout.js';
 import { flowControl } from './flow-control.js';
 import { halfClose } from './half-close.js';
+import { hostCrash } from './host-crash.js';
+import { hostReboot } from './host-reboot.js';
 import { idleTimeout } from './idle-timeout.js';
+import { keepalive } from './keepalive.js';
 import { iterativeVsConcurrent } from './iterative-vs-concurrent.js';
 import type { Lab } from './lab.js';
 import { nagle } from './nagle.js';
@@ -44,6 +49,11 @@ export const labs: readonly Lab[] = [
   flowControl,
   nagle,
   selfConnect,
+  hostCrash,
+  hostReboot,
+  keepalive,
+  finWait2Timeout,
+  ephemeralPorts,
 ];
 
 export function findLab(name: string): Lab | undefined {

@@ -13,6 +13,17 @@ export interface Lab {
   readonly summary: string;
   /** The textbook idea it shows, printed before the first step. */
   readonly concept: string;
+  /**
+   * What the lab needs that a user may lack, checked before its first step: undefined when it can
+   * run here, else what is missing and what to do, to follow "lab NAME needs " (namespaces.ts's
+   * `namespacesUnavailable`). A lab that cannot run is skipped, never passed.
+   */
+  readonly needs?: () => Promise<string | undefined>;
+  /**
+   * Why the lab draws no packet ladder, for a lab whose packets never cross loopback (they cross a
+   * veth pair between its own network namespaces, where the capture on lo cannot see them).
+   */
+  readonly noLadder?: string;
   /** Runs the experiment. Servers, clients and processes it starts are cleaned up by the runner. */
   run(ctx: LabContext): Promise<void>;
 }
@@ -40,7 +51,9 @@ export interface Observation {
 
 export interface LabResult {
   name: string;
-  /** True when every prediction agreed with what the kernel did. */
+  /** True when every prediction agreed with what the kernel did; false when the lab was skipped. */
   passed: boolean;
+  /** Set when the lab could not run here (Lab.needs): what it needs. It ran no step. */
+  skipped?: string;
   observations: Observation[];
 }

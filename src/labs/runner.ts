@@ -9,7 +9,7 @@ import { readTcpSockets } from '../tcp-states/read.js';
 import { LabContext } from './context.js';
 import type { Lab, LabResult } from './lab.js';
 import { LabPackets, type PacketOptions } from './packets.js';
-import { narrationLines, type LabRecord, type RecordSink, type VerdictRecord } from './records.js';
+import { narrationLines, type LabRecord, type PacketsRecord, type RecordSink, type VerdictRecord } from './records.js';
 
 export interface RunLabOptions {
   /** Where the narration goes, one line per call. */
@@ -29,7 +29,10 @@ export async function runLab(lab: Lab, { write, onRecord, ladder, signal }: RunL
   };
   // Every lab compares with the kernel's table: fail now, with one clear line, where there is none.
   await readTcpSockets();
-  const packets = ladder === undefined ? undefined : await LabPackets.start(ladder.pcapPath);
+  // A lab that cannot run here (no root for its namespaces) runs no step: skipped, not passed.
+  const missing = await lab.needs?.();
+  if (missing !== undefined) return { name: lab.name, passed: false, skipped: missing, observations: [] };
+  const packets = ladder === undefined || lab.noLadder !== undefined ? undefined : await LabPackets.start(ladder.pcapPath);
   emit({ type: 'lab', name: lab.name, summary: lab.summary, concept: lab.concept });
   const ctx = new LabContext(emit, packets);
   let failure: unknown;
@@ -47,6 +50,8 @@ export async function runLab(lab: Lab, { write, onRecord, ladder, signal }: RunL
     // Stopped and drawn even when the lab failed: the packets may show why. Not when interrupted: the user wants out.
     const interrupted = failure instanceof LabError && failure.code === 'ERR_LAB_INTERRUPTED';
     await (interrupted ? packets.finish({ draw: false }) : drawPackets(packets, ladder!, emit)).catch((error: unknown) => (failure ??= error));
+  } else if (ladder !== undefined && lab.noLadder !== undefined) {
+    emit(noLadder(lab.noLadder, ladder));
   }
   if (failure !== undefined) {
     emit(failure instanceof LabError ? { type: 'error', code: failure.code, message: failure.message } : { type: 'error', message: (failure as Error).message });
@@ -84,6 +89,15 @@ function untilAborted(running: Promise<void>, signal: AbortSignal | undefined): 
     signal.addEventListener('abort', interrupted, { once: true });
     running.then(resolve, reject).finally(() => signal.removeEventListener('abort', interrupted));
   });
+}
+
+/** Where a ladder was asked for, says why this lab has none (and that no --pcap file was written). */
+function noLadder(why: string, { draw = true, pcapPath }: PacketOptions & { pcapPath?: string }): PacketsRecord {
+  const lines = [
+    ...(draw ? [`No ladder: ${why}.`] : []),
+    ...(pcapPath === undefined ? [] : [`${pcapPath} was not written: ${draw ? 'the capture on lo would hold none of its packets' : why}.`]),
+  ];
+  return { type: 'packets', source: 'none', lines, connections: [] };
 }
 
 /** The ladders, below the lab. Capture never breaks a lab: a bug in drawing is reported, not thrown. */

@@ -84,6 +84,8 @@ export interface TcpSocketEntry {
   timer: TcpTimer;
   /** Retransmissions (or unanswered probes) since the last acknowledgement. */
   retransmits: number;
+  /** Keepalive or zero-window probes sent and not answered (the `timeout` column, icsk_probes_out). */
+  probes: number;
   /** Owner's user id; 0 for TIME_WAIT rows, which no longer belong to a process. */
   uid: number;
   /** Socket inode (as in /proc/<pid>/fd links: `socket:[inode]`); 0 when no process holds it. */
@@ -196,8 +198,8 @@ const DECIMAL = /^\d+$/;
 function parseRow(row: string, family: 4 | 6, endianness: Endianness): TcpSocketEntry {
   const columns = row.split(/\s+/);
   if (columns.length < 10) throw new Error(`expected at least 10 columns, found ${columns.length}`);
-  // The 9th column, `timeout`, counts unanswered keepalive or zero-window probes; we leave it out.
-  const [slot = '', local = '', remote = '', st = '', queues = '', timer = '', retransmits = '', uid = '', , inode = ''] =
+  // The 9th column, `timeout`, counts unanswered keepalive or zero-window probes.
+  const [slot = '', local = '', remote = '', st = '', queues = '', timer = '', retransmits = '', uid = '', probes = '', inode = ''] =
     columns;
   if (!/^\d+:$/.test(slot)) throw new Error(`bad slot number ${JSON.stringify(slot)}`);
 
@@ -214,6 +216,7 @@ function parseRow(row: string, family: 4 | 6, endianness: Endianness): TcpSocket
     rxQueue,
     timer: { kind: TIMER_KINDS[timerCode] ?? 'unknown', code: timerCode, remainingMs: (ticks * 1000) / USER_HZ },
     retransmits: hexNumber(retransmits, 'retrnsmt'),
+    probes: decimalNumber(probes, 'timeout'),
     uid: decimalNumber(uid, 'uid'),
     inode: decimalNumber(inode, 'inode'),
   };

@@ -68,6 +68,8 @@ export function parseSs(text: string): TcpSocketEntry[] {
         rxQueue: Number(recvQ),
         timer: timer === null ? { kind: 'none', code: 0, remainingMs: 0 } : { kind: TIMER_NAMES[timer[1]!] ?? 'unknown', code: -1, remainingMs: parseSsDuration(timer[2]!) },
         retransmits: timer === null ? 0 : Number(timer[3]),
+        // ss prints one count: for the keepalive and persist timers, it is the unanswered probes.
+        probes: timer === null || timer[1] === 'on' ? 0 : Number(timer[3]),
         uid: 0,
         inode: 0,
       } satisfies TcpSocketEntry;
