@@ -19,11 +19,13 @@ import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/lo
 import { protocols } from '../protocols/index.js';
 import { countOption, HIGHEST_PORT, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
-import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogSink } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
 import { inetdSocket, logDestination, requireSystemdSockets, systemdSockets, type HandedOver } from './socket-activation.js';
 
 const DEFAULT_SHUTDOWN_SECONDS = 5;
+/** At exit, how long the log's reader gets to take the last lines, if it has stopped reading. */
+const LOG_FLUSH_DEADLINE_MS = 2000;
 const DEFAULT_BASE_PORT = 10000;
 /** The highest --base-port that leaves every service a port: 65535 less the highest well-known port (time's 37). */
 const HIGHEST_BASE_PORT = HIGHEST_PORT - Math.max(...protocols.map((p) => p.wellKnownPort));
@@ -185,16 +187,25 @@ interface RunningService {
 async function serve(services: Service[], args: CommonArguments & { inetd?: boolean }): Promise<void> {
   // Sockets a supervisor handed over: when there are some, they are served and nothing is bound here.
   const handedOver = handedOverSockets(args);
-  const logger = createLogger(args.logFormat, args.logLevel, logDestination(args.logFile, handedOver));
+  const { logger, sink } = createLogger(args.logFormat, args.logLevel, logDestination(args.logFile, handedOver));
+  try {
+    await serveUntilStopped(services, args, handedOver, logger, sink);
+  } finally {
+    // A normal exit writes every line first (the summary last), unless the reader is stuck.
+    await sink.flush(LOG_FLUSH_DEADLINE_MS);
+  }
+}
+
+async function serveUntilStopped(services: Service[], args: CommonArguments & { inetd?: boolean }, handedOver: HandedOver[], logger: Logger, sink: LogSink): Promise<void> {
   const inherited = await Promise.all(handedOver.map(async (socket) => ({ ...socket, ...(await probeSocket(socket.fd)) })));
   // Tuning for the whole process, as a daemon's main() does: descriptors, then the C heap.
   fitConnectionsToDescriptors(args, logger, inherited.length > 0 ? inheritedSocketCounts(inherited) : boundSocketCounts(services, args));
   raiseMallocThresholds();
   // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
-  const stopRequested = shutdownSignal(logger);
+  const stopRequested = shutdownSignal(logger, sink);
   // One event stream for every service; each observer subscribes to it once.
   const events = new EventStream();
-  const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1 });
+  const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1, droppedLines: sink.droppedLines });
   // Kernel states of the connections the log shows: looking up the others would be wasted work.
   const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) }) : undefined;
   const ownPorts = new Set<number>();
@@ -356,13 +367,14 @@ function accessControl({ allow, deny }: CommonArguments): AccessControl | undefi
 }
 
 /** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
-async function shutdownSignal(logger: Logger): Promise<void> {
+async function shutdownSignal(logger: Logger, sink: LogSink): Promise<void> {
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
   const forceExit = (again: NodeJS.Signals): never => {
     logger.warn({ event: 'forced-exit', signal: again }, `${again} again: exiting now`);
+    sink.flushNow();
     process.exit(128 + constants.signals[again]);
   };
   process.once('SIGINT', forceExit);

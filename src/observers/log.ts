@@ -89,6 +89,8 @@ export interface LogObserverOptions {
   connectionsPerSecond?: number;
   /** Several services share the log: tag each line with its service. */
   tagServices?: boolean;
+  /** Log lines dropped so far because the log's reader was stuck (see cli/log-writer.ts): told in the summary. */
+  droppedLines?: () => number;
 }
 
 export class LogObserver {
@@ -226,10 +228,12 @@ export class LogObserver {
           const { received, answered, dropped } = event;
           return [{ protocol: event.protocol, transport: 'udp', received, answered, dropped }, `${this.serviceName(event)}${received} datagram(s) received, ${answered} answered, ${dropped} dropped`];
         }
+        const logLinesDropped = this.options.droppedLines?.() ?? 0;
         return [
-          { protocol: event.protocol, connections: event.connections, bytesIn: event.bytesIn, bytesOut: event.bytesOut, forced: event.forced },
+          { protocol: event.protocol, connections: event.connections, bytesIn: event.bytesIn, bytesOut: event.bytesOut, forced: event.forced, ...(logLinesDropped > 0 && { logLinesDropped }) },
           `${this.serviceName(event)}served ${event.connections} connection(s): ${event.bytesIn} bytes in, ${event.bytesOut} bytes out` +
-            (event.forced > 0 ? `; ${event.forced} closed at the shutdown deadline` : ''),
+            (event.forced > 0 ? `; ${event.forced} closed at the shutdown deadline` : '') +
+            (logLinesDropped > 0 ? `; ${logLinesDropped} log line(s) dropped while the log's reader was not reading` : ''),
         ];
       },
       'kernel-state-sampled': (event) => {
