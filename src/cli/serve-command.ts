@@ -7,7 +7,7 @@ import type { Argv } from 'yargs';
 import type { Logger } from 'pino';
 import { LabError } from '../errors.js';
 import { AccessControl } from '../framework/access-control.js';
-import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../framework/datagram-server.js';
+import { DatagramServer, DEFAULT_DATAGRAM_BUDGET, DEFAULT_SERVICE_REPLY_BUDGET } from '../framework/datagram-server.js';
 import { escapeText } from '../framework/escape.js';
 import { EventStream } from '../framework/events.js';
 import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
@@ -47,6 +47,14 @@ function commonOptions(y: Argv) {
       'udp-rate': {
         ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.perSecond, coerce: positiveIntegerOption('udp-rate'),
         describe: 'UDP: replies per second to one peer address after the burst',
+      },
+      'udp-service-rate': {
+        ...NUMBER_VALUE, default: DEFAULT_SERVICE_REPLY_BUDGET.repliesPerSecond, coerce: positiveIntegerOption('udp-service-rate'),
+        describe: 'UDP: replies per second from the whole service, to every peer together (after a burst of twice as many)',
+      },
+      'udp-service-bytes': {
+        ...NUMBER_VALUE, default: DEFAULT_SERVICE_REPLY_BUDGET.bytesPerSecond, coerce: positiveIntegerOption('udp-service-bytes'),
+        describe: 'UDP: reply bytes per second from the whole service, to every peer together (after a burst of twice as many)',
       },
       'log-format': { ...VALUE_REQUIRED, choices: LOG_FORMATS, defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
       'log-file': { ...VALUE_REQUIRED, type: 'string', describe: 'Append the log to this file instead of writing it to stdout' },
@@ -118,7 +126,7 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
   if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
   return y
     .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
-    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate'], 'Limits:')
+    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
 }
@@ -321,6 +329,7 @@ function udpServer(service: Service, args: CommonArguments, events: EventStream,
     events,
     ownPorts,
     budget: { burst: args.udpBurst, perSecond: args.udpRate },
+    serviceBudget: { repliesPerSecond: args.udpServiceRate, bytesPerSecond: args.udpServiceBytes },
   });
 }
 

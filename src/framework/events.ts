@@ -40,7 +40,7 @@ export type Supervisor = 'systemd' | 'inetd';
 export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source' | 'rate';
 
 /** Why a datagram was not answered. */
-export type DropReason = 'denied' | 'privileged-source-port' | 'own-port' | 'over-budget' | 'oversized-reply' | 'protocol-error';
+export type DropReason = 'denied' | 'privileged-source-port' | 'own-port' | 'over-budget' | 'service-over-budget' | 'oversized-reply' | 'protocol-error';
 
 /** The kernel's name for a TCP state (parse.ts has the full list), or 'UNKNOWN'. */
 export type KernelStateName = string;

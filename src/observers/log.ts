@@ -71,6 +71,7 @@ const DROP_EXPLANATIONS: Record<EventOf<'udp-dropped'>['reason'], string> = {
   'privileged-source-port': 'its source port is below 1024, where other servers live: answering could start a loop',
   'own-port': "its source port is one of this server's own: answering would start a loop",
   'over-budget': 'this address has had its replies for now (--udp-burst, then --udp-rate a second)',
+  'service-over-budget': 'the service has sent all the replies it may for now, to every address together (--udp-service-rate, --udp-service-bytes)',
   'oversized-reply': 'the reply would exceed 512 bytes',
   'protocol-error': "the protocol's handler failed",
 };
