@@ -12,7 +12,7 @@ import { escapeText } from '../framework/escape.js';
 import { EventStream } from '../framework/events.js';
 import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
-import { createServer, DEFAULT_MAX_CONNECTIONS, type LabServer } from '../framework/server.js';
+import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, type LabServer } from '../framework/server.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
@@ -87,6 +87,10 @@ function commonOptions(y: Argv) {
       },
       allow: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
       deny: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
+      'evict-stalled-after': {
+        ...NUMBER_VALUE, default: DEFAULT_EVICT_STALLED_AFTER_MS / 1000, coerce: secondsOption('evict-stalled-after'),
+        describe: 'When --max-connections is reached, reset the connection that has moved no byte either way for longest, if for this many seconds, to let a new client in (against slowloris); 0 never does',
+      },
       'idle-timeout': {
         ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),
         describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
@@ -126,7 +130,7 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
   if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
   return y
     .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
-    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
+    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'evict-stalled-after', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
 }
@@ -312,6 +316,7 @@ function tcpServer(service: Service, args: CommonArguments, events: EventStream)
     iterative: args.iterative,
     limits: {
       maxConnections: args.maxConnections,
+      evictStalledAfterMs: args.evictStalledAfter,
       ...(args.maxPerSource !== undefined && { maxPerSource: args.maxPerSource }),
       ...(args.rate !== undefined && { rate: { perSecond: args.rate, burst: args.rateBurst ?? 2 * args.rate } }),
     },

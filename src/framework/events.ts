@@ -27,7 +27,7 @@ export type Transport = 'tcp' | 'udp';
 export type ConnectionState = 'accepted' | 'active' | 'peer-closed' | 'closing' | 'closed';
 
 /** Why the server itself ended a connection, when it did. */
-export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'protocol-error';
+export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'protocol-error' | 'evicted';
 
 /**
  * Who handed this process a socket it did not open: systemd's socket activation (descriptors 3 and
@@ -100,6 +100,11 @@ export interface EventFields {
   message: ConnectionIdentity & { line: number; text: string; length: number; truncated: boolean };
   /** The protocol's last bytes before its close (daytime's line), escaped; `bytes` is their length. */
   sent: ConnectionIdentity & { text: string; bytes: number };
+  /**
+   * The server was full: this connection, which had moved no byte either way for `stalledMs`, was
+   * reset to make room for a new one (--evict-stalled-after).
+   */
+  evicted: ConnectionIdentity & { stalledMs: number; maxConnections: number };
   /** --idle-timeout: the client sent nothing for this long; the server closes. */
   'idle-timeout': ConnectionIdentity & { idleTimeoutMs: number };
   /** --no-close: the protocol would have closed here. */
@@ -168,7 +173,7 @@ export const SYSTEM_CLOCK: Clock = { monotonicMs: () => performance.now(), timeO
 
 export const EVENT_TYPES: readonly EventType[] = [
   'handed-over', 'listening', 'accepted', 'refused', 'accept-error', 'queued', 'state', 'peer-name', 'message', 'sent',
-  'idle-timeout', 'close-skipped', 'socket-error', 'protocol-error', 'closed', 'kernel-state',
+  'evicted', 'idle-timeout', 'close-skipped', 'socket-error', 'protocol-error', 'closed', 'kernel-state',
   'kernel-state-sampled', 'kernel-state-skipped', 'kernel-state-failed', 'kernel-state-unavailable',
   'datagram', 'udp-dropped', 'udp-error', 'draining', 'summary',
 ];

@@ -42,6 +42,7 @@ const LEVELS: Record<EventType, Level> = {
   'peer-name': 'info',
   message: 'info',
   sent: 'info',
+  evicted: 'warn',
   'idle-timeout': 'info',
   'close-skipped': 'debug',
   'socket-error': 'debug',
@@ -103,6 +104,7 @@ export class LogObserver {
   private readonly acceptErrors = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
   private readonly protocolErrors = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
   private readonly drops = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
+  private readonly evictions = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
   private readonly unsubscribers: (() => void)[];
   private loopbackExplained = false;
 
@@ -206,6 +208,17 @@ export class LogObserver {
         return [
           { ...(udp ? { from: formatEndpoint(event.remote) } : { pair: formatSocketPair(event.local, event.remote) }), error: event.message, stack: event.stack, ...(skipped > 0 && { skipped }) },
           `the ${event.protocol} protocol's handler failed (${event.message}): ${where}; the server goes on${heldBackNote(skipped, 'protocol errors')}`,
+        ];
+      },
+      // Logged for every connection, sampled or not, like a refusal: the server was full.
+      evicted: (event) => {
+        const skipped = this.evictions.admit(event.at);
+        if (skipped === undefined) return undefined;
+        const pair = formatSocketPair(event.local, event.remote);
+        return [
+          { pair, stalledMs: event.stalledMs, maxConnections: event.maxConnections, ...(skipped > 0 && { skipped }) },
+          `evicted connection #${event.conn} ${pair}: the server is full (${event.maxConnections} connections, --max-connections) and it had moved no byte ` +
+            `either way for ${event.stalledMs} ms, so a new client takes its place (--evict-stalled-after)${heldBackNote(skipped, 'evictions')}`,
         ];
       },
       'udp-dropped': (event) => {
