@@ -241,3 +241,34 @@ test('ss rows: states, both families, the wildcard, queues and the TIME_WAIT tim
   );
   assert.deepEqual(['340ms', '59sec', '1min30sec', '5.123ms'].map(parseSsDuration), [340, 59_000, 90_000, 5123]);
 });
+
+test('after a slow read (a storm), the next report still comes within seconds, not 50 times the read later', { skip: linuxOnly }, async () => {
+  const READ_COST_MS = 200;
+  const { port, events, stop } = await startWithReporter(echo, {
+    minReadIntervalMs: 10,
+    // 50 × 200 ms would be 10 s; the cap is what keeps the reports coming.
+    maxReadSpacingMs: 1000,
+    read: async () => {
+      await new Promise((resolve) => setTimeout(resolve, READ_COST_MS));
+      return readTcpSockets();
+    },
+  });
+  const echoAndClose = async (): Promise<void> => {
+    const client = net.connect({ host: '127.0.0.1', port });
+    await once(client, 'connect');
+    client.resume();
+    client.end();
+    await once(client, 'close');
+  };
+  try {
+    await echoAndClose();
+    await kernelState(events);
+    const closedAt = performance.now();
+    await echoAndClose();
+    await events.waitFor('kernel-state', (e) => e.conn === 2, 8000);
+    const waitedMs = performance.now() - closedAt;
+    assert.ok(waitedMs < 5000, `the second report came ${Math.round(waitedMs)} ms after its close`);
+  } finally {
+    await stop();
+  }
+});
