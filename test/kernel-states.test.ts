@@ -135,6 +135,15 @@ async function readUntilServerCloses(port: number): Promise<void> {
   await once(socket, 'close');
 }
 
+/** An echo client that connects, closes first, and waits for the server's close. */
+async function echoAndClose(port: number): Promise<void> {
+  const client = net.connect({ host: '127.0.0.1', port });
+  await once(client, 'connect');
+  client.resume();
+  client.end();
+  await once(client, 'close');
+}
+
 test('many closes since the last read: the table is not read while it churns; reports resume when closes slow down', { skip: linuxOnly }, async () => {
   const CLIENTS = 12;
   let reads = 0;
@@ -148,20 +157,13 @@ test('many closes since the last read: the table is not read while it churns; re
       return readTcpSockets();
     },
   });
-  const echoAndClose = async (): Promise<void> => {
-    const client = net.connect({ host: '127.0.0.1', port });
-    await once(client, 'connect');
-    client.resume();
-    client.end();
-    await once(client, 'close');
-  };
   try {
-    await Promise.all(Array.from({ length: CLIENTS }, echoAndClose));
+    await Promise.all(Array.from({ length: CLIENTS }, () => echoAndClose(port)));
     const skipped = await events.waitFor('kernel-state-skipped');
     assert.deepEqual(skipped.reason === 'busy' && [skipped.connections, skipped.closedSinceLastRead], [CLIENTS, CLIENTS]);
     assert.equal(reads, 0, 'the table was not read');
 
-    await echoAndClose();
+    await echoAndClose(port);
     const report = await kernelState(events);
     assert.equal(report.state, null, 'the client closed first: nothing left of the server side');
     assert.equal(reads, 1);
@@ -253,18 +255,11 @@ test('after a slow read (a storm), the next report still comes within seconds, n
       return readTcpSockets();
     },
   });
-  const echoAndClose = async (): Promise<void> => {
-    const client = net.connect({ host: '127.0.0.1', port });
-    await once(client, 'connect');
-    client.resume();
-    client.end();
-    await once(client, 'close');
-  };
   try {
-    await echoAndClose();
+    await echoAndClose(port);
     await kernelState(events);
     const closedAt = performance.now();
-    await echoAndClose();
+    await echoAndClose(port);
     await events.waitFor('kernel-state', (e) => e.conn === 2, 8000);
     const waitedMs = performance.now() - closedAt;
     assert.ok(waitedMs < 5000, `the second report came ${Math.round(waitedMs)} ms after its close`);
