@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   ERR_INVALID_DURATION: { exitCode: ExitCode.usage, meaning: 'a number of seconds that is not a number, or negative' },
   ERR_INVALID_NUMBER: { exitCode: ExitCode.usage, meaning: 'a count that is not a whole number in range' },
   ERR_INVALID_CLOSE: { exitCode: ExitCode.usage, meaning: '--close other than fin or rst' },
+  ERR_INVALID_ADDRESS: { exitCode: ExitCode.usage, meaning: '--metrics: not a port, an IP address and port, or [IPv6]:port' },
   ERR_INVALID_CIDR: { exitCode: ExitCode.usage, meaning: '--allow/--deny: not an IP address or subnet' },
   ERR_QUOTES_FILE: { exitCode: ExitCode.usage, meaning: 'qotd --quotes: the file cannot be read or breaks RFC 865' },
   ERR_INVALID_HOST: { exitCode: ExitCode.usage, meaning: 'lab-client: a host that cannot be an address or name, like [::1' },

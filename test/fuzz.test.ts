@@ -7,10 +7,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
 import { test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { echo } from '../src/protocols/echo.js';
 import { protocols } from '../src/protocols/index.js';
+import { findSocketByInode } from '../src/tcp-states/read.js';
 import { LAB_SERVER } from './helpers/cli.js';
 import { firstDifference, forEachLimited, playEchoCase, randomEchoCase } from './helpers/echo-cases.js';
 import { Random, seedFromEnvironment } from './helpers/random.js';
@@ -54,7 +57,10 @@ const CLI_PARALLEL = 4;
 /** A run that neither exits nor starts listening by then is a hang. */
 const CLI_TIMEOUT_MS = 15_000;
 const QUIET_LEVELS = ['warn', 'error', 'fatal', 'silent'];
-const QUIET_START_MS = 3000;
+/** Whether a process's descriptors can be listed (Linux's /proc/PID/fd). */
+const SEES_DESCRIPTORS = existsSync('/proc/self/fd');
+/** How often to look for a quiet server's sockets. */
+const QUIET_POLL_MS = 50;
 
 /** Exit statuses of a user's mistake (sysexits): usage, unknown host, unavailable, permission. */
 const USER_ERROR_CODES: readonly number[] = [ExitCode.usage, ExitCode.noHost, ExitCode.unavailable, ExitCode.noPermission];
@@ -146,7 +152,9 @@ interface CliOutcome {
  * swallow it as a value, and it comes before any `--` (after which yargs reads no more options).
  */
 async function runVector(vector: string[]): Promise<CliOutcome> {
-  // Above info, a server that starts logs nothing: it counts as started if it is still running after a while.
+  // Above info, a server that starts logs nothing: it counts as started once it holds a socket of
+  // its own (it handles SIGTERM from before it binds). A fixed wait would SIGTERM a server that a
+  // loaded machine is still starting, and the default action would end it, not a graceful stop.
   const quiet = QUIET_LEVELS.some((level) => vector.join(' ').includes(`--log-level ${level}`) || vector.includes(`--log-level=${level}`));
   const child = spawn(process.execPath, [LAB_SERVER, '--host', '127.0.0.1', ...vector], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
   let stdout = '';
@@ -156,8 +164,10 @@ async function runVector(vector: string[]): Promise<CliOutcome> {
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
   const listening = new Promise<void>((resolve) => child.stdout.on('data', () => /listening on /.test(stdout) && resolve()));
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'hung' | 'listening'>((resolve) => (timer = setTimeout(() => resolve(quiet ? 'listening' : 'hung'), quiet ? QUIET_START_MS : CLI_TIMEOUT_MS)));
-  const first = await Promise.race([exited.then(() => 'exited' as const), listening.then(() => 'listening' as const), timedOut]);
+  // Without /proc (not Linux), a quiet server still running at the deadline counts as started.
+  const timedOut = new Promise<'hung' | 'listening'>((resolve) => (timer = setTimeout(() => resolve(quiet && !SEES_DESCRIPTORS ? 'listening' : 'hung'), CLI_TIMEOUT_MS)));
+  const holdsSocket = quiet && SEES_DESCRIPTORS ? untilHoldsSocket(child.pid!, exited) : new Promise<never>(() => {});
+  const first = await Promise.race([exited.then(() => 'exited' as const), listening.then(() => 'listening' as const), holdsSocket.then(() => 'listening' as const), timedOut]);
   clearTimeout(timer);
   if (first === 'exited') {
     const [code, signal] = await exited;
@@ -166,6 +176,19 @@ async function runVector(vector: string[]): Promise<CliOutcome> {
   child.kill(first === 'hung' ? 'SIGKILL' : 'SIGTERM');
   const [code, signal] = await exited;
   return { kind: first, code: null, signal: null, stdout, stderr, stop: { code, signal } };
+}
+
+/** Resolves once process `pid` holds a TCP or UDP socket (its descriptors' inodes, found in /proc/net); never if it exits first. */
+async function untilHoldsSocket(pid: number, exited: Promise<unknown>): Promise<void> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  while (!gone) {
+    const links = await readdir(`/proc/${pid}/fd`).then((fds) => Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''))), () => []);
+    const inodes = links.map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1]).filter((inode) => inode !== undefined);
+    for (const inode of inodes) if ((await findSocketByInode(Number(inode))) !== undefined) return;
+    await new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
+  }
+  return new Promise<never>(() => {});
 }
 
 /** Why this outcome is not clean, or undefined when it is. */

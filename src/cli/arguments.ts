@@ -2,6 +2,7 @@
  * Checks for command-line values, run before any socket is made. Each throws a LabError
  * with a one-line message that names the flag, what was given, and what is expected.
  */
+import net from 'node:net';
 import { parseCidr } from '../framework/access-control.js';
 import { usageError } from '../errors.js';
 
@@ -153,4 +154,23 @@ export function parseTarget({ host, portArgument, portOption, defaultPort }: Tar
     throw usageError('ERR_PORT_CONFLICT', `two different ports: ${first.port} ${first.where} and ${other.port} ${other.where}; give the port once`);
   }
   return { host: name, port: first?.port ?? defaultPort };
+}
+
+/** Where a side server listens (--metrics): `PORT` (on 127.0.0.1), `ADDR:PORT`, or `[IPv6]:PORT`. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses a ListenAddress. An IP address, not a name: what it binds should be plain to see, as for --allow. */
+export function listenAddressOption(flag: string): (value: unknown) => ListenAddress {
+  return (value) => {
+    const text = String(value);
+    const match = /^(?:(?:\[([^\]]+)\]|([^:[\]]+)):)?(\d{1,5})$/.exec(text);
+    const host = match?.[1] ?? match?.[2] ?? '127.0.0.1';
+    if (match === null || net.isIP(host) === 0 || Number(match[3]) > HIGHEST_PORT) {
+      throw usageError('ERR_INVALID_ADDRESS', `invalid --${flag} ${JSON.stringify(text)}: give a port (9913, on 127.0.0.1 only), or an IP address and port (0.0.0.0:9913, [::1]:9913)`);
+    }
+    return { host, port: Number(match[3]) };
+  };
 }

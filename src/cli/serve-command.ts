@@ -5,19 +5,23 @@
 import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { Logger } from 'pino';
-import { LabError } from '../errors.js';
+import { LabError, usageError } from '../errors.js';
 import { AccessControl } from '../framework/access-control.js';
 import { DatagramServer, DEFAULT_DATAGRAM_BUDGET, DEFAULT_SERVICE_REPLY_BUDGET } from '../framework/datagram-server.js';
+import { formatEndpoint } from '../framework/endpoint.js';
 import { escapeText } from '../framework/escape.js';
 import { EventStream } from '../framework/events.js';
 import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
-import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, type LabServer } from '../framework/server.js';
+import { PROXY_VERSIONS } from '../framework/proxy-protocol.js';
+import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type LabServer } from '../framework/server.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
+import { MetricsObserver } from '../observers/metrics.js';
+import { serveMetrics } from '../observers/metrics-endpoint.js';
 import { protocols } from '../protocols/index.js';
-import { countOption, HIGHEST_PORT, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
+import { countOption, HIGHEST_PORT, listenAddressOption, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogSink } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
@@ -95,6 +99,22 @@ function commonOptions(y: Argv) {
         ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),
         describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
       },
+      'proxy-protocol': {
+        ...VALUE_REQUIRED, choices: PROXY_VERSIONS,
+        describe: "Behind a load balancer (HAProxy's send-proxy / send-proxy-v2): every TCP connection starts with a PROXY protocol header naming the real client, whom the logs and limits then see; needs --proxy-from",
+      },
+      'proxy-from': {
+        ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption,
+        describe: 'The proxies trusted to send that header (repeatable addresses or subnets); any other peer is refused',
+      },
+      'proxy-timeout': {
+        ...NUMBER_VALUE, default: DEFAULT_PROXY_TIMEOUT_MS / 1000, coerce: secondsOption('proxy-timeout'),
+        describe: 'Refuse a connection whose PROXY header is not whole after this many seconds',
+      },
+      metrics: {
+        ...VALUE_REQUIRED, type: 'string', coerce: listenAddressOption('metrics'),
+        describe: 'Also serve counters for Prometheus at http://ADDR:PORT/metrics (a port alone listens on 127.0.0.1)',
+      },
       systemd: {
         type: 'boolean',
         describe: 'Serve the sockets systemd passes (socket activation: LISTEN_FDS, descriptors 3 and up), and fail without them; without this flag they are served when present',
@@ -129,9 +149,10 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
   y.group([...main, 'host', 'udp', 'udp-only', 'iterative', 'help', 'version'], 'Options:');
   if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
   return y
-    .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
+    .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve', 'metrics'], 'Logging and metrics:')
     .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'evict-stalled-after', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
+    .group(['proxy-protocol', 'proxy-from', 'proxy-timeout'], 'Behind a proxy (docs/guides/scaling.md):')
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
 }
 
@@ -197,6 +218,7 @@ interface RunningService {
 
 /** Starts every service, waits for a signal, and shuts them all down. */
 async function serve(services: Service[], args: CommonArguments & { inetd?: boolean }): Promise<void> {
+  checkProxyOptions(args);
   // Sockets a supervisor handed over: when there are some, they are served and nothing is bound here.
   const handedOver = handedOverSockets(args);
   const { logger, sink } = createLogger(args.logFormat, args.logLevel, logDestination(args.logFile, handedOver));
@@ -220,6 +242,12 @@ async function serveUntilStopped(services: Service[], args: CommonArguments & { 
   const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1, droppedLines: sink.droppedLines });
   // Kernel states of the connections the log shows: looking up the others would be wasted work.
   const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) }) : undefined;
+  // --metrics listens first: a port in use stops the start before any service opens.
+  const metrics = args.metrics === undefined ? undefined : await serveMetrics(new MetricsObserver(events), args.metrics);
+  if (metrics !== undefined) {
+    const url = `http://${formatEndpoint(metrics.local)}/metrics`;
+    logger.info({ event: 'metrics', url }, `metrics for Prometheus at ${url}`);
+  }
   const ownPorts = new Set<number>();
   const running: RunningService[] = [];
   const connections: Promise<void>[] = [];
@@ -228,6 +256,7 @@ async function serveUntilStopped(services: Service[], args: CommonArguments & { 
     else await serveHandedOver(inherited, services, args, events, ownPorts, running, connections);
   } catch (error) {
     await Promise.all(running.map((service) => service.close(0)));
+    await metrics?.close();
     throw error;
   }
   // A connection handed over alone (inetd's nowait, systemd's Accept=yes) is this process's whole
@@ -236,6 +265,7 @@ async function serveUntilStopped(services: Service[], args: CommonArguments & { 
   await (onlyConnections ? Promise.race([stopRequested, Promise.all(connections)]) : stopRequested);
   await Promise.all(running.map((service) => service.close(args.shutdownTimeout)));
   await kernelStates?.stop();
+  await metrics?.close();
 }
 
 /** --inetd's socket, or systemd's (read, and removed from the environment, in every case, as sd_listen_fds(3) does). */
@@ -322,7 +352,23 @@ function tcpServer(service: Service, args: CommonArguments, events: EventStream)
     },
     closePolicy: { mode: args.close ?? 'fin', delayMs: args.closeDelay ?? 0 },
     ...(access && { access }),
+    ...(args.proxyProtocol !== undefined && {
+      proxyProtocol: { versions: args.proxyProtocol, trusted: new AccessControl(args.proxyFrom), timeoutMs: args.proxyTimeout },
+    }),
   });
+}
+
+/**
+ * The PROXY protocol spec: a receiver is configured, never guesses, and takes headers only from
+ * proxies it trusts. So --proxy-protocol and --proxy-from come together, or not at all.
+ */
+function checkProxyOptions({ proxyProtocol, proxyFrom }: CommonArguments): void {
+  if (proxyProtocol !== undefined && proxyFrom.length === 0) {
+    throw usageError('ERR_USAGE', '--proxy-protocol needs --proxy-from: name the proxies trusted to send the header (e.g. --proxy-from 127.0.0.1)');
+  }
+  if (proxyProtocol === undefined && proxyFrom.length > 0) {
+    throw usageError('ERR_USAGE', '--proxy-from without --proxy-protocol: say which header the proxy sends (v1, v2 or any)');
+  }
 }
 
 function udpServer(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>): DatagramServer {

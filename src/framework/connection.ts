@@ -20,7 +20,7 @@
 import net, { type Socket } from 'node:net';
 import type { Endpoint } from './endpoint.js';
 import { escapeForLog, escapeText } from './escape.js';
-import type { CloseReport, ConnectionIdentity, ConnectionState, EventFields, ServerCloseReason, ServiceEvents } from './events.js';
+import type { CloseReport, ConnectionIdentity, ConnectionState, EventFields, ProxyHop, ServerCloseReason, ServiceEvents } from './events.js';
 import { IGNORE_LINES, LineSplitter, type LineReporter } from './messages.js';
 
 /** How a protocol's active close is carried out; the close-behaviour switches set it. */
@@ -62,6 +62,8 @@ export class Connection {
     private readonly events: ServiceEvents,
     private readonly closePolicy: ClosePolicy,
     private readonly onStateChange: StateListener,
+    /** Behind a proxy (PROXY protocol): the proxy's connection, which the socket is; local and remote are then the client's. */
+    readonly proxy?: ProxyHop,
   ) {
     this.acceptedAt = events.now();
     this.identity = { conn: id, local, remote };
@@ -172,7 +174,7 @@ export class Connection {
       closedBy,
       how,
       ...(reason === undefined ? {} : { reason }),
-      bytesIn: this.socket.bytesRead,
+      bytesIn: this.socket.bytesRead - (this.proxy?.headerBytes ?? 0),
       bytesOut: this.socket.bytesWritten,
       durationMs: Math.round(this.events.now() - this.acceptedAt),
     };
@@ -198,7 +200,7 @@ export class Connection {
     if (from === to) return;
     this.state = to;
     this.emit('state', { from, to });
-    if (to === 'closed') this.emit('closed', this.report());
+    if (to === 'closed') this.emit('closed', this.proxy === undefined ? this.report() : { ...this.report(), proxy: this.proxy });
     this.onStateChange(this, from, to);
   }
 }

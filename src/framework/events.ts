@@ -36,8 +36,12 @@ export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'prot
  */
 export type Supervisor = 'systemd' | 'inetd';
 
-/** Why a connection was reset as soon as it was accepted. */
-export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source' | 'rate';
+/**
+ * Why a connection was reset as soon as it was accepted. The `proxy-` reasons are for
+ * --proxy-protocol: a peer not trusted to send a header, or a header that never became whole
+ * (timeout, or the peer closed), or one that is not a header at all.
+ */
+export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source' | 'rate' | 'proxy-untrusted' | 'proxy-incomplete' | 'proxy-malformed';
 
 /** Why a datagram was not answered. */
 export type DropReason = 'denied' | 'privileged-source-port' | 'own-port' | 'over-budget' | 'service-over-budget' | 'oversized-reply' | 'protocol-error';
@@ -68,6 +72,19 @@ export interface ConnectionIdentity {
   remote: Endpoint;
 }
 
+/**
+ * A connection that came through a proxy speaking the PROXY protocol (proxy-protocol.ts): the
+ * event's `local` and `remote` are the client's socket pair, from the header; this is the proxy's
+ * own connection to us, the socket pair the kernel holds (and its TIME_WAIT).
+ */
+export interface ProxyHop {
+  version: 1 | 2;
+  local: Endpoint;
+  remote: Endpoint;
+  /** The header's length: counted in neither bytesIn nor what the protocol reads. */
+  headerBytes: number;
+}
+
 /** Fields of every event about one UDP datagram: our socket's end and the peer's. */
 interface DatagramFields {
   local: Endpoint;
@@ -85,9 +102,13 @@ export interface EventFields {
   /** A socket is bound and listening (TCP) or bound (UDP). `inherited`: it came open from elsewhere (a descriptor, a handle). */
   listening: { local: Endpoint; inherited: boolean; rfc: number };
   /** accept(2) returned a connection; the kernel had already completed the handshake. */
-  accepted: ConnectionIdentity;
-  /** A connection was reset as soon as it was accepted; `limit` is the limit it hit, if any. */
-  refused: { local: Endpoint; remote: Endpoint; reason: RefusalReason; limit?: number };
+  accepted: ConnectionIdentity & { proxy?: ProxyHop };
+  /**
+   * A connection was reset as soon as it was accepted; `limit` is the limit it hit, if any, and
+   * `problem` what was wrong with a PROXY protocol header. Behind a proxy, `local` and `remote` are
+   * the client's pair from the header when one was read (`proxy` the proxy's), else the proxy's.
+   */
+  refused: { local: Endpoint; remote: Endpoint; reason: RefusalReason; limit?: number; problem?: string; proxy?: ProxyHop };
   /** accept(2) failed (e.g. EMFILE: out of descriptors); the listener goes on. */
   'accept-error': { code: string; message: string };
   /** Iterative mode: the connection waits until connection `behind` is done. */
@@ -114,7 +135,7 @@ export interface EventFields {
   /** The protocol's handler threw: the connection was reset (TCP) or the datagram dropped (UDP). */
   'protocol-error': { conn?: number; local: Endpoint; remote: Endpoint; message: string; stack?: string };
   /** The descriptor is closed: the application's view. The kernel may keep the pair (TIME_WAIT). */
-  closed: ConnectionIdentity & CloseReport;
+  closed: ConnectionIdentity & CloseReport & { proxy?: ProxyHop };
   /** What the kernel still holds for the pair a moment after `closed` (observers/kernel-states.ts). */
   'kernel-state': ConnectionIdentity & Pick<CloseReport, 'closedBy' | 'how'> & { state: KernelStateName | null; remainingMs: number | null; explanation: string };
   /** The kernel-state reporter looked up some closed connections and skipped others. */

@@ -159,23 +159,25 @@ function unprivilegedPortStart(): number {
   }
 }
 
-/** Turns a bind(2)/listen(2) failure into one line that says what to do. */
-export function describeListenError(error: unknown, host: string | undefined, port: number): LabError | unknown {
+/** Turns a bind(2)/listen(2) failure into one line that says what to do; `flag` is the option that gave the port. */
+export function describeListenError(error: unknown, host: string | undefined, port: number, flag = '--port'): LabError | unknown {
   const code = (error as NodeJS.ErrnoException).code;
   const where = host === undefined ? `port ${port}` : `${host} port ${port}`;
+  // A side server's port (--metrics) says which one it was: the services' ports are --port's.
+  const cannot = flag === '--port' ? 'cannot listen on' : `${flag}: cannot listen on`;
   switch (code) {
     case 'EACCES':
-      return new LabError('ERR_PRIVILEGED_PORT', `cannot listen on ${where}: ports below ${unprivilegedPortStart()} need root; try --port ${port + 1300}`);
+      return new LabError('ERR_PRIVILEGED_PORT', `${cannot} ${where}: ports below ${unprivilegedPortStart()} need root; try ${flag} ${port + 1300}`);
     case 'EADDRINUSE':
       return new LabError(
         'ERR_PORT_IN_USE',
-        `cannot listen on ${where}: the address is already in use by another socket; stop that server or pick another port (--port 0 lets the kernel choose)`,
+        `${cannot} ${where}: the address is already in use by another socket; stop that server or pick another port (${flag} 0 lets the kernel choose)`,
       );
     case 'EADDRNOTAVAIL':
-      return new LabError('ERR_ADDRESS_NOT_AVAILABLE', `cannot listen on ${where}: ${host} is not an address of this machine; try --host 127.0.0.1`);
+      return new LabError('ERR_ADDRESS_NOT_AVAILABLE', `${cannot} ${where}: ${host} is not an address of this machine; try --host 127.0.0.1`);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new LabError('ERR_UNKNOWN_HOST', `cannot listen on ${where}: no such host; give an IP address such as 127.0.0.1 or ::1`);
+      return new LabError('ERR_UNKNOWN_HOST', `${cannot} ${where}: no such host; give an IP address such as 127.0.0.1 or ::1`);
     default:
       return error;
   }

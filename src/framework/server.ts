@@ -17,9 +17,10 @@ import type { AccessControl } from './access-control.js';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy } from './connection.js';
 import { localEndpoint, remoteEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
 import { TokenBucket } from './token-bucket.js';
-import { EventStream, type ConnectionState, type RefusalReason, type ServiceEvents } from './events.js';
+import { EventStream, type ConnectionState, type ProxyHop, type RefusalReason, type ServiceEvents } from './events.js';
 import { openTcpListeners, type Bound, type ListenOn } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
+import { readProxyHeader, type ProxyVersions } from './proxy-protocol.js';
 
 /**
  * Connection limits. Each connection costs a file descriptor and some memory, so a server
@@ -90,7 +91,20 @@ export interface ServerOptions extends ServiceOptions {
   limits?: Partial<ConnectionLimits>;
   /** Which client addresses may connect (--allow/--deny); everyone when absent. */
   access?: AccessControl;
+  /** Read a PROXY protocol header first on every connection (--proxy-protocol); see proxy-protocol.ts. */
+  proxyProtocol?: ProxyProtocolOptions;
 }
+
+export interface ProxyProtocolOptions {
+  versions: ProxyVersions;
+  /** The proxies trusted to send a header (--proxy-from); any other peer is refused. */
+  trusted: AccessControl;
+  /** How long a proxy has to send its whole header (--proxy-timeout). */
+  timeoutMs: number;
+}
+
+/** 3 s, the issue's and HAProxy's own `timeout client` order of magnitude for a header a proxy writes at once. */
+export const DEFAULT_PROXY_TIMEOUT_MS = 3000;
 
 export interface ServerSummary {
   /** Connections accepted since the server started. */
@@ -143,6 +157,8 @@ export class LabServer {
   private readonly closePolicy: ClosePolicy;
   /** --rate: the tokens new connections spend. */
   private readonly newConnections?: TokenBucket;
+  /** --proxy-protocol: connections accepted whose header has not arrived yet. */
+  private awaitingHeader = 0;
 
   constructor(private readonly options: ServerOptions) {
     this.protocol = options.protocol;
@@ -188,7 +204,7 @@ export class LabServer {
     // Node documents a socket made from a descriptor as neither readable nor writable unless told.
     const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
     const closed = once(socket, 'close');
-    this.accept(socket);
+    this.onConnection(socket);
     await closed;
   }
 
@@ -237,7 +253,7 @@ export class LabServer {
     Object.assign(server, { allowHalfOpen: true, pauseOnConnect: true });
     const listener: Listener = { server, ...(WILDCARD_ADDRESSES.has(local.address) ? {} : { fixedLocal: local }) };
     this.listeners.push(listener);
-    server.on('connection', (socket: net.Socket) => this.accept(socket, listener.fixedLocal));
+    server.on('connection', (socket: net.Socket) => this.onConnection(socket, listener.fixedLocal));
     // After listen succeeds, errors come from accept(2), e.g. EMFILE when out of descriptors.
     // They concern one would-be connection; the listener keeps going.
     server.on('error', (error: NodeJS.ErrnoException) => this.events.emit('accept-error', { code: error.code ?? 'ERROR', message: error.message }));
@@ -245,20 +261,46 @@ export class LabServer {
   }
 
   /** A new connection, from one of our listeners (whose address may be `fixedLocal`) or handed over. */
-  private accept(socket: net.Socket, fixedLocal?: Endpoint): void {
+  private onConnection(socket: net.Socket, fixedLocal?: Endpoint): void {
     // The socket pair, read once now, while the kernel still has it: getpeername(2) for the
-    // client's end, and getsockname(2) for ours unless the listener's own address says it.
+    // peer's end, and getsockname(2) for ours unless the listener's own address says it.
     const remote = remoteEndpoint(socket);
     const local = fixedLocal ?? localEndpoint(socket);
+    if (this.options.proxyProtocol === undefined) this.accept(socket, local, remote);
+    else void this.acceptProxied(socket, local, remote, this.options.proxyProtocol);
+  }
+
+  /**
+   * Behind a proxy: the peer must be a trusted proxy, and its header comes first. Until the header
+   * is whole nothing is sent; then the connection is the client's, for the limits, the protocol and
+   * the events. Connections still waiting for a header count against --max-connections.
+   */
+  private async acceptProxied(socket: net.Socket, local: Endpoint, remote: Endpoint, { versions, trusted, timeoutMs }: ProxyProtocolOptions): Promise<void> {
+    if (!trusted.permits(remote.address)) return this.refuse(socket, local, remote, 'proxy-untrusted');
+    if (this.connections.size + this.awaitingHeader >= this.limits.maxConnections) return this.refuse(socket, local, remote, 'max-connections');
+    this.awaitingHeader += 1;
+    const outcome = await readProxyHeader(socket, versions, timeoutMs);
+    this.awaitingHeader -= 1;
+    if ('problem' in outcome) {
+      return this.refuse(socket, local, remote, outcome.incomplete ? 'proxy-incomplete' : 'proxy-malformed', { problem: outcome.problem });
+    }
+    const { header } = outcome;
+    // LOCAL and UNKNOWN: the proxy's own connection (a health check), served as a direct one.
+    if (header.client === undefined) return this.accept(socket, local, remote);
+    const proxy: ProxyHop = { version: header.version, local, remote, headerBytes: header.length };
+    this.accept(socket, header.client.local, header.client.remote, proxy);
+  }
+
+  private accept(socket: net.Socket, local: Endpoint, remote: Endpoint, proxy?: ProxyHop): void {
     const source = unmapIPv4(remote.address);
     const refusal = this.admission(source);
-    if (refusal !== undefined) return this.refuse(socket, local, remote, refusal);
+    if (refusal !== undefined) return this.refuse(socket, local, remote, refusal, proxy && { proxy });
     countSource(this.perSource, source, +1);
     const id = this.events.stream.nextConnectionId();
-    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange);
+    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange, proxy);
     this.connections.add(conn);
     this.totals.connections += 1;
-    conn.emit('accepted', {});
+    conn.emit('accepted', proxy === undefined ? {} : { proxy });
     if (this.options.resolvePeerNames) this.resolvePeerName(conn);
     if (this.options.iterative && this.serving !== undefined) {
       this.waiting.push(conn);
@@ -325,7 +367,7 @@ export class LabServer {
    * Refuses a connection the kernel has already accepted: reset it at once (SO_LINGER 0,
    * then close), so the client learns immediately and this side keeps no TIME_WAIT for it.
    */
-  private refuse(socket: net.Socket, local: Endpoint, remote: Endpoint, reason: RefusalReason): void {
+  private refuse(socket: net.Socket, local: Endpoint, remote: Endpoint, reason: RefusalReason, detail?: { problem?: string; proxy?: ProxyHop }): void {
     socket.on('error', () => {}); // the client may be gone already; there is nothing to report
     socket.resetAndDestroy();
     const limits: Record<RefusalReason, number | undefined> = {
@@ -333,9 +375,12 @@ export class LabServer {
       'max-connections': this.limits.maxConnections,
       'max-per-source': this.limits.maxPerSource,
       rate: this.limits.rate?.perSecond,
+      'proxy-untrusted': undefined,
+      'proxy-incomplete': undefined,
+      'proxy-malformed': undefined,
     };
     const limit = limits[reason];
-    this.events.emit('refused', { local, remote, reason, ...(limit === undefined ? {} : { limit }) });
+    this.events.emit('refused', { local, remote, reason, ...(limit === undefined ? {} : { limit }), ...detail });
   }
 
   private start(conn: Connection): void {
@@ -361,7 +406,7 @@ export class LabServer {
 
   private forget(conn: Connection): void {
     if (!this.connections.delete(conn)) return; // forgotten already: evicted, then closed
-    this.totals.bytesIn += conn.socket.bytesRead;
+    this.totals.bytesIn += conn.socket.bytesRead - (conn.proxy?.headerBytes ?? 0);
     this.totals.bytesOut += conn.socket.bytesWritten;
     countSource(this.perSource, unmapIPv4(conn.remote.address), -1);
     const queuedAt = this.waiting.indexOf(conn);

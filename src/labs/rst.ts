@@ -14,13 +14,12 @@
  * The server of the last step is a plain node:net server, so that the lab holds its socket.
  */
 import { LabError } from '../errors.js';
-import { formatSocketPair, socketEnds, type Endpoint } from '../framework/endpoint.js';
-import { findConnection } from '../tcp-states/parse.js';
-import { readTcpSockets } from '../tcp-states/read.js';
+import { formatSocketPair, socketEnds } from '../framework/endpoint.js';
 import { bothEnds, LAB_HOST } from './context.js';
 import { startDaytimeServer } from './daytime-session.js';
 import type { Lab } from './lab.js';
 import { reportSkipped, runPythonJson, servePythonClient } from './python.js';
+import { expectZeroWindowProbe, queues } from './windows.js';
 
 /** How long a reader waits for the reset before it gives up (python's poll() takes milliseconds). */
 const RESET_DEADLINE_MS = 5000;
@@ -178,9 +177,7 @@ export const rst: Lab = {
     // The client's receive buffer fills, it advertises a zero window, and the server's kernel,
     // holding the rest, arms its zero-window probe timer (RFC 1122 §4.2.2.17): from then on
     // nothing moves until someone reads or resets.
-    await ctx.expectKernel('discard-window', `server ${formatSocketPair(pair.server.local, pair.server.remote)} timer`, pair.server.local, pair.server.remote, 'zero-window probe', (entry) =>
-      entry?.timer.kind === 'zero-window-probe' ? 'zero-window probe' : (entry?.timer.kind ?? 'no socket'),
-    );
+    await expectZeroWindowProbe(ctx, 'discard-window', pair.server);
     const { received: unread, unsent } = await queues(pair.client, pair.server);
     ctx.say(`the client's kernel holds ${unread} bytes it has not read (Recv-Q); the server's holds ${unsent} it could not send (Send-Q)`);
     ctx.expectFact('discard-accounted', "client's Recv-Q + server's Send-Q", `${WRITTEN} bytes`, `${unread + unsent} bytes`);
@@ -199,14 +196,3 @@ export const rst: Lab = {
     await ctx.expectState({ id: 'discard-client', end: 'client', ...pair.client, predicted: 'none' });
   },
 };
-
-type End = { local: Endpoint; remote: Endpoint };
-
-/** One read of the kernel's table: the client's unread bytes and the server's unsent ones. */
-async function queues(client: End, server: End): Promise<{ received: number; unsent: number }> {
-  const table = await readTcpSockets();
-  return {
-    received: findConnection(table, client.local, client.remote)?.rxQueue ?? 0,
-    unsent: findConnection(table, server.local, server.remote)?.txQueue ?? 0,
-  };
-}

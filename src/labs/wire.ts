@@ -13,12 +13,13 @@ import type { ConnectionEnds, LabContext } from './context.js';
 
 /**
  * Why the capture of `connection` may lack a segment, or undefined when it saw it all: it began
- * late, did not see the end, saw a gap in an end's sequence numbers, or saw an end acknowledge
- * sequence numbers it never saw sent (Wireshark's "ACKed segment that wasn't captured").
+ * late, did not see the end (unless `ended` is false: a connection still open, looked at so far),
+ * saw a gap in an end's sequence numbers, or saw an end acknowledge sequence numbers it never saw
+ * sent (Wireshark's "ACKed segment that wasn't captured").
  */
-export function incompleteCapture(connection: Connection): string | undefined {
+export function incompleteCapture(connection: Connection, { ended = true } = {}): string | undefined {
   if (connection.joinedLate) return 'the capture began after its handshake';
-  if (!connection.finished) return 'the capture did not see it end';
+  if (ended && !connection.finished) return 'the capture did not see it end';
   const missed = 'the capture missed some of its segments';
   // How far each end's sequence numbers reach, in the capture (the SYN and the FIN take one each).
   let sentUpTo: Partial<Record<End, number>> = {};
@@ -40,12 +41,13 @@ export function incompleteCapture(connection: Connection): string | undefined {
 /**
  * The captured connection between `ends`, whole, or undefined: when no ladder was asked for
  * (nothing to say), or after reporting `id` skipped when the capture could not run or missed some
- * of the connection.
+ * of the connection. With `ended: false`, a connection still open, as far as the capture has seen
+ * it: asked for, it is handed over after ctx.packetsOf's settling time (a second) has passed.
  */
-export async function capturedConnection(ctx: LabContext, ends: ConnectionEnds, id: string, subject: string): Promise<Connection | undefined> {
+export async function capturedConnection(ctx: LabContext, ends: ConnectionEnds, id: string, subject: string, { ended = true } = {}): Promise<Connection | undefined> {
   const connection = await ctx.packetsOf(ends);
   let why: string | undefined;
-  if (connection !== undefined) why = incompleteCapture(connection);
+  if (connection !== undefined) why = incompleteCapture(connection, { ended });
   else if (ctx.capturing) why = 'the capture saw none of its segments';
   else if (ctx.packetsUnavailable !== undefined) why = `no capture: ${ctx.packetsUnavailable}`;
   if (why !== undefined) ctx.report(id, subject, `skipped (${why})`);

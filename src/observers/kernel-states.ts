@@ -47,7 +47,7 @@ const MAX_REPORTS_PER_READ = 20;
  * Above this many sockets in the kernel's table, do not print it all from /proc/net/tcp: the
  * kernel takes 3-5 µs to print each row, so 20,000 rows cost about 0.1 s of CPU. Ask ss instead.
  */
-const MAX_TABLE_ROWS = 20_000;
+export const MAX_TABLE_ROWS = 20_000;
 /**
  * More connections closed than this since the last read: skip the next one. The kernel prints
  * /proc/net/tcp a page per read(2), walking its hash table of sockets each time, and sockets that
@@ -119,6 +119,9 @@ export function kernelStateOf(entries: readonly TcpSocketEntry[], closed: Pick<C
   const remainingMs = entry !== undefined && entry.timer.kind === 'time-wait' ? entry.timer.remainingMs : null;
   return { state, remainingMs, explanation: explainKernelState(state, closed, remainingMs) };
 }
+
+/** The socket pair the kernel holds for a closed connection: behind a proxy (PROXY protocol), the proxy's connection to us. */
+const kernelPair = (closed: Closed): Pick<Closed, 'local' | 'remote'> => closed.proxy ?? closed;
 
 export class KernelStateReporter {
   private readonly settleMs: number;
@@ -224,9 +227,9 @@ export class KernelStateReporter {
     const reported = batch.slice(0, this.maxReportsPerRead);
     let entries: TcpSocketEntry[] = [];
     try {
-      for (const port of new Set(reported.map((c) => c.local.port))) {
+      for (const port of new Set(reported.map((c) => kernelPair(c).local.port))) {
         // Only the rows of the pairs we report: our port at one end, a reported client's at the other.
-        const peers = reported.filter((c) => c.local.port === port).map((c) => c.remote.port);
+        const peers = reported.filter((c) => kernelPair(c).local.port === port).map((c) => kernelPair(c).remote.port);
         const rows = huge ? await this.readFiltered(port) : await this.read(port, peers);
         if (rows === undefined) {
           return this.stream.emit(source, 'kernel-state-skipped', { reason: 'table-size', connections: batch.length + unbatched, tableSockets: size!.sockets, timeWait: size!.timeWait, maxTableRows: this.maxTableRows });
@@ -240,7 +243,7 @@ export class KernelStateReporter {
     this.skipped += batch.length + unbatched - reported.length;
     for (const conn of reported) {
       const { closedBy, how } = conn;
-      this.stream.emit(sourceOf(conn), 'kernel-state', { conn: conn.conn, local: conn.local, remote: conn.remote, closedBy, how, ...kernelStateOf(entries, conn) });
+      this.stream.emit(sourceOf(conn), 'kernel-state', { conn: conn.conn, local: conn.local, remote: conn.remote, closedBy, how, ...kernelStateOf(entries, { ...kernelPair(conn), closedBy, how }) });
     }
     if (this.skipped > 0) {
       this.stream.emit(source, 'kernel-state-sampled', { reported: reported.length, skipped: this.skipped, maxReportsPerRead: this.maxReportsPerRead, readSpacingMs: Math.round(this.spacingMs()) });

@@ -17,7 +17,7 @@
  */
 import type { Level, Logger } from 'pino';
 import { formatEndpoint, formatListeningEndpoint, formatSocketPair } from '../framework/endpoint.js';
-import { EVENT_TYPES, type ConnectionIdentity, type EventOf, type EventStream, type EventType, type RefusalReason, type ServerEvent } from '../framework/events.js';
+import { EVENT_TYPES, type ConnectionIdentity, type EventOf, type EventStream, type EventType, type ProxyHop, type RefusalReason, type ServerEvent } from '../framework/events.js';
 import { LINES_REPORTED_PER_CONNECTION } from '../framework/messages.js';
 import { heldBackNote, LogBudget } from './log-budget.js';
 
@@ -60,12 +60,19 @@ const LEVELS: Record<EventType, Level> = {
   summary: 'info',
 };
 
-const REFUSAL_EXPLANATIONS: Record<RefusalReason, (limit?: number) => string> = {
+const REFUSAL_EXPLANATIONS: Record<RefusalReason, (limit?: number, problem?: string) => string> = {
   denied: () => 'the address is not allowed (--allow/--deny)',
   'max-connections': (limit) => `already serving ${limit} connections (--max-connections)`,
   'max-per-source': (limit) => `this address already has ${limit === 1 ? 'a connection' : `${limit} connections`} (--max-per-source)`,
   rate: (limit) => `more new connections than ${limit} a second (--rate)`,
+  'proxy-untrusted': () => 'not a trusted proxy (--proxy-from), and every connection here must start with a PROXY protocol header',
+  'proxy-incomplete': (_limit, problem) => `no whole PROXY protocol header: ${problem} (--proxy-timeout)`,
+  'proxy-malformed': (_limit, problem) => `a bad PROXY protocol header: ${problem}`,
 };
+
+/** `via proxy 127.0.0.1:5000 ⇄ 127.0.0.1:40312 (PROXY v2)`: the connection the kernel holds, behind a proxy. */
+const viaProxy = (proxy: ProxyHop | undefined): string => (proxy === undefined ? '' : ` via proxy ${formatSocketPair(proxy.local, proxy.remote)} (PROXY v${proxy.version})`);
+const proxyFields = (proxy: ProxyHop | undefined) => proxy && { proxy: { pair: formatSocketPair(proxy.local, proxy.remote), version: proxy.version } };
 
 const DROP_EXPLANATIONS: Record<EventOf<'udp-dropped'>['reason'], string> = {
   denied: 'the address is not allowed (--allow/--deny)',
@@ -184,15 +191,18 @@ export class LogObserver {
         this.logged.add(event.conn);
         const pair = formatSocketPair(event.local, event.remote);
         const note = unlogged > 0 ? ` (${unlogged} connections before it were served but not logged: over ${this.options.connectionsPerSecond ?? DEFAULT_CONNECTION_LOGS_PER_SECOND} a second)` : '';
-        return [{ local: formatEndpoint(event.local), remote: formatEndpoint(event.remote), pair, ...(unlogged > 0 && { unlogged }) }, `accepted connection #${event.conn} ${pair}${note}`];
+        return [
+          { local: formatEndpoint(event.local), remote: formatEndpoint(event.remote), pair, ...proxyFields(event.proxy), ...(unlogged > 0 && { unlogged }) },
+          `accepted connection #${event.conn} ${pair}${viaProxy(event.proxy)}${note}`,
+        ];
       },
       refused: (event) => {
         const skipped = this.refusals.admit(event.at);
         if (skipped === undefined) return undefined;
         const pair = formatSocketPair(event.local, event.remote);
         return [
-          { reason: event.reason, pair, ...(event.limit !== undefined && { limit: event.limit }), ...(skipped > 0 && { skipped }) },
-          `refused ${pair}: ${REFUSAL_EXPLANATIONS[event.reason](event.limit)}${heldBackNote(skipped, 'refusals')}`,
+          { reason: event.reason, pair, ...proxyFields(event.proxy), ...(event.limit !== undefined && { limit: event.limit }), ...(event.problem !== undefined && { problem: event.problem }), ...(skipped > 0 && { skipped }) },
+          `refused ${pair}${viaProxy(event.proxy)}: ${REFUSAL_EXPLANATIONS[event.reason](event.limit, event.problem)}${heldBackNote(skipped, 'refusals')}`,
         ];
       },
       'accept-error': (event) => {

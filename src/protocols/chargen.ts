@@ -28,6 +28,8 @@ export function chargenLine(n: number): string {
 
 /** One full cycle of 95 lines, built once: the TCP stream is this block, over and over. */
 const CYCLE = Buffer.from(Array.from({ length: PRINTABLE_COUNT }, (_, n) => chargenLine(n)).join(''), 'latin1');
+/** What one TCP write hands the socket: the whole cycle. */
+export const CHARGEN_WRITE_BYTES = CYCLE.length;
 
 export const chargen = defineProtocol({
   name: 'chargen',
