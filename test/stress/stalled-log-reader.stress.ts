@@ -23,7 +23,7 @@ const EXIT_DEADLINE_MS = 2000 + 4000;
 interface LoggingServer {
   child: ChildProcess;
   port: number;
-  /** Everything read from its stdout so far. */
+  /** Every complete line read from its stdout so far. */
   output(): string;
 }
 
@@ -32,7 +32,11 @@ async function startServer(): Promise<LoggingServer> {
   const child = spawn(process.execPath, [LAB_SERVER, 'echo', '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', '--connection-logs', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const chunks: Buffer[] = [];
   child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const output = (): string => Buffer.concat(chunks).toString();
+  /** The complete lines so far: a line the pipe has delivered only part of is left for later. */
+  const output = (): string => {
+    const text = Buffer.concat(chunks).toString();
+    return text.slice(0, text.lastIndexOf('\n') + 1);
+  };
   const listening = await pollFor(() => jsonLines(output()).find((line) => line.event === 'listening'), 20_000);
   assert.ok(listening, `the server said where it listens: ${output()}`);
   return { child, port: Number(listening.port), output };
