@@ -344,3 +344,19 @@ test('an observer that throws does not stop the other observers, and its error i
   assert.equal(deferred.length, 1);
   assert.throws(() => deferred[0]!(), /observer bug/, 'the bug is not swallowed');
 });
+
+test('--iterative: a waiting client that resets leaves the queue at once, not at its turn', async (t) => {
+  const { server, port, events, states, closed } = await startServer(echo, { iterative: true });
+  const first = await connect(port);
+  const second = await connect(port);
+  t.after(async () => {
+    first.destroy();
+    await server.close(0);
+  });
+  await events.waitFor('queued');
+  second.resetAndDestroy();
+  // The first client is still being served: only a check of the queue can notice the reset.
+  assert.equal((await closed(2)).how, 'rst');
+  assert.deepEqual(states(2), ['accepted', 'closed']);
+  assert.equal(server.connections.size, 1);
+});

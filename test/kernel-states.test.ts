@@ -135,6 +135,15 @@ async function readUntilServerCloses(port: number): Promise<void> {
   await once(socket, 'close');
 }
 
+/** An echo client that connects, closes first, and waits for the server's close. */
+async function echoAndClose(port: number): Promise<void> {
+  const client = net.connect({ host: '127.0.0.1', port });
+  await once(client, 'connect');
+  client.resume();
+  client.end();
+  await once(client, 'close');
+}
+
 test('many closes since the last read: the table is not read while it churns; reports resume when closes slow down', { skip: linuxOnly }, async () => {
   const CLIENTS = 12;
   let reads = 0;
@@ -148,20 +157,13 @@ test('many closes since the last read: the table is not read while it churns; re
       return readTcpSockets();
     },
   });
-  const echoAndClose = async (): Promise<void> => {
-    const client = net.connect({ host: '127.0.0.1', port });
-    await once(client, 'connect');
-    client.resume();
-    client.end();
-    await once(client, 'close');
-  };
   try {
-    await Promise.all(Array.from({ length: CLIENTS }, echoAndClose));
+    await Promise.all(Array.from({ length: CLIENTS }, () => echoAndClose(port)));
     const skipped = await events.waitFor('kernel-state-skipped');
     assert.deepEqual(skipped.reason === 'busy' && [skipped.connections, skipped.closedSinceLastRead], [CLIENTS, CLIENTS]);
     assert.equal(reads, 0, 'the table was not read');
 
-    await echoAndClose();
+    await echoAndClose(port);
     const report = await kernelState(events);
     assert.equal(report.state, null, 'the client closed first: nothing left of the server side');
     assert.equal(reads, 1);
@@ -240,4 +242,28 @@ test('ss rows: states, both families, the wildcard, queues and the TIME_WAIT tim
     ],
   );
   assert.deepEqual(['340ms', '59sec', '1min30sec', '5.123ms'].map(parseSsDuration), [340, 59_000, 90_000, 5123]);
+});
+
+test('after a slow read (a storm), the next report still comes within seconds, not 50 times the read later', { skip: linuxOnly }, async () => {
+  const READ_COST_MS = 200;
+  const { port, events, stop } = await startWithReporter(echo, {
+    minReadIntervalMs: 10,
+    // 50 × 200 ms would be 10 s; the cap is what keeps the reports coming.
+    maxReadSpacingMs: 1000,
+    read: async () => {
+      await new Promise((resolve) => setTimeout(resolve, READ_COST_MS));
+      return readTcpSockets();
+    },
+  });
+  try {
+    await echoAndClose(port);
+    await kernelState(events);
+    const closedAt = performance.now();
+    await echoAndClose(port);
+    await events.waitFor('kernel-state', (e) => e.conn === 2, 8000);
+    const waitedMs = performance.now() - closedAt;
+    assert.ok(waitedMs < 5000, `the second report came ${Math.round(waitedMs)} ms after its close`);
+  } finally {
+    await stop();
+  }
 });

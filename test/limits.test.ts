@@ -1,10 +1,13 @@
 /** Connection limits and access control: the offender is refused, everyone else is served. */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessControl, parseCidr } from '../src/framework/access-control.js';
 import { EventStream } from '../src/framework/events.js';
 import { echo } from '../src/protocols/echo.js';
+import { DEFAULT_EVICT_STALLED_AFTER_MS } from '../src/framework/server.js';
 import { startServer, type TestServer } from './helpers/servers.js';
 
 /**
@@ -20,6 +23,13 @@ async function attempt(localAddress: string, port: number): Promise<{ socket: ne
     socket.once('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve('refused') : reject(error)));
   });
   return { socket, outcome };
+}
+
+async function connectFrom(localAddress: string, port: number): Promise<net.Socket> {
+  const socket = net.connect({ host: '127.0.0.1', port, localAddress });
+  socket.on('error', () => {}); // it may be evicted: a reset
+  await once(socket, 'connect');
+  return socket;
 }
 
 const outcomeOf = async (localAddress: string, port: number): Promise<string> => {
@@ -108,6 +118,32 @@ test('--max-connections: refused beyond the limit, from any address', async (t) 
   for (const { socket } of open) socket.destroy();
 });
 
+test('a full server makes room from the connection stalled longest (slowloris), never from a busy one', async (t) => {
+  const { server, port, events } = await startServer(echo, { limits: { maxConnections: 3, evictStalledAfterMs: 400 } });
+  const busy = await attempt('127.0.0.1', port);
+  const pings = setInterval(() => busy.socket.write('ping\n'), 50);
+  const silent = [await connectFrom('127.0.0.2', port), await connectFrom('127.0.0.3', port)];
+  t.after(() => {
+    clearInterval(pings);
+    for (const socket of [busy.socket, ...silent]) socket.destroy();
+    return server.close(0);
+  });
+  assert.equal(await outcomeOf('127.0.0.4', port), 'refused', 'full, and nobody stalled long enough yet');
+  const evicted = events.waitFor('evicted');
+  // No event says when a connection has stalled long enough: knock every 50 ms until let in (for 5 s at most).
+  let outcome = 'refused';
+  for (let knocks = 0; outcome === 'refused' && knocks < 100; knocks++) {
+    await sleep(50);
+    outcome = await outcomeOf('127.0.0.5', port);
+  }
+  assert.equal(outcome, 'served');
+  const { conn, stalledMs } = await evicted;
+  assert.equal(conn, 2, 'the connection silent for longest');
+  assert.ok(stalledMs >= 400);
+  assert.equal((await events.waitFor('closed', (e) => e.conn === 2)).reason, 'evicted');
+  assert.ok(!events.of('closed').some((e) => e.conn === 1), 'the busy connection was left alone');
+});
+
 test('--allow/--deny: refused addresses get RST, allowed ones are served', async (t) => {
   const { server, port, events } = await startServer(echo, { access: new AccessControl(['127.0.0.0/8'], ['127.0.0.5']) });
   t.after(() => server.close(0));
@@ -119,7 +155,7 @@ test('--allow/--deny: refused addresses get RST, allowed ones are served', async
 test('the per-source default is a quarter of --max-connections', async (t) => {
   const { server } = await startServer(echo, { limits: { maxConnections: 40 } });
   t.after(() => server.close(0));
-  assert.deepEqual(server.limits, { maxConnections: 40, maxPerSource: 10 });
+  assert.deepEqual(server.limits, { maxConnections: 40, maxPerSource: 10, evictStalledAfterMs: DEFAULT_EVICT_STALLED_AFTER_MS });
 });
 
 test('100 concurrent connections from one address are all served with the default limits', async (t) => {

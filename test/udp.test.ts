@@ -156,3 +156,44 @@ s.sendto(ip + udp, ('127.0.0.1', 0))
   assert.ok(total >= 2, `the loop did start (${total} datagrams)`);
   assert.ok(answered <= 2 * 10 + 2, `${answered} replies in all: each side's burst (10), then silence`);
 });
+
+/** `count` client sockets, each on an address of its own (127.<block>.x.y: all of 127/8 is loopback). */
+async function clientsFromManyAddresses(block: number, count: number) {
+  return Promise.all(Array.from({ length: count }, (_, n) => udpClient(0, `127.${block}.${Math.floor(n / 250)}.${(n % 250) + 1}`)));
+}
+
+test('many forged sources, one datagram each: the service-wide budget caps the replies and bytes', async (t) => {
+  const sources = 300;
+  const { server, port, events } = await startUdp(chargen, { serviceBudget: { repliesPerSecond: 20, bytesPerSecond: 4096 } });
+  const clients = await clientsFromManyAddresses(41, sources);
+  t.after(() => Promise.all([server.close(), ...clients.map((c) => c.socket.close())]));
+  let repliedBytes = 0;
+  for (const { socket } of clients) socket.on('message', (reply) => (repliedBytes += reply.length));
+  // 50 at a time: a few hundred at once would overflow the server's receive buffer, and be lost unseen.
+  for (let sent = 0; sent < sources; sent += 50) {
+    for (const { socket } of clients.slice(sent, sent + 50)) socket.send('x', port, '127.0.0.1');
+    await waitFor(`${sent + 50} datagrams to arrive`, () => (server.summary().received >= sent + 50 ? true : undefined));
+  }
+  const { answered } = server.summary();
+  // A burst of 40 replies and 8 KiB, and what refills while the datagrams arrive.
+  assert.ok(answered <= 60, `answered ${answered} of ${sources}: the service's burst and little more`);
+  assert.ok(repliedBytes <= 8192 + 4096, `${repliedBytes} bytes sent in all`);
+  const reasons = new Set(events.events.flatMap((e) => (e.type === 'udp-dropped' ? [e.reason] : [])));
+  assert.deepEqual([...reasons], ['service-over-budget'], 'each drop says why');
+});
+
+test('a full peer table: a newly seen peer gets one reply, not a fresh burst', async (t) => {
+  const tracked = 20;
+  const { server, port } = await startUdp(echo, { budget: { burst: 5, perSecond: 0.01 }, maxTrackedPeers: tracked });
+  const clients = await clientsFromManyAddresses(42, 2 * tracked);
+  t.after(() => Promise.all([server.close(), ...clients.map((c) => c.socket.close())]));
+  /** Three datagrams from each client; resolves with how many were answered. */
+  const threeEach = async (group: typeof clients): Promise<number> => {
+    const before = server.summary();
+    for (const { socket } of group) for (let i = 0; i < 3; i++) socket.send(`${i}`, port, '127.0.0.1');
+    await waitFor('the datagrams to arrive', () => (server.summary().received >= before.received + 3 * group.length ? true : undefined));
+    return server.summary().answered - before.answered;
+  };
+  assert.equal(await threeEach(clients.slice(0, tracked)), 3 * tracked, 'while the table has room, each peer has its burst');
+  assert.equal(await threeEach(clients.slice(tracked)), tracked, 'once peers are being forgotten, each new one gets one reply');
+});

@@ -3,10 +3,12 @@
  * and one readable line per event for a person at a terminal.
  */
 import { createRequire } from 'node:module';
+import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type PinoPretty from 'pino-pretty';
 import { LabError } from '../errors.js';
 import { openForWriting } from '../framework/named-files.js';
+import { LogWriter, MAX_QUEUED_LOG_BYTES, openNonBlocking } from './log-writer.js';
 import { wantsColour, wrapText } from './terminal.js';
 
 /**
@@ -40,18 +42,60 @@ const streamOf = (destination: LogDestination): { isTTY?: boolean; columns?: num
 /** Pretty on a terminal, JSON into a pipe or a file. */
 const defaultLogFormat = (destination: LogDestination = STDOUT): LogFormat => (streamOf(destination).isTTY ? 'pretty' : 'json');
 
-/** A logger writing to `destination`, in `format` (by default, the one that suits the destination). */
-export function createLogger(format: LogFormat | undefined, level: LogLevel, destination: LogDestination = STDOUT): Logger {
+/**
+ * Where the log's bytes go, apart from how they look: pino writes lines to `stream`. Standard
+ * output and error get a LogWriter, which never waits for a slow reader (it drops and counts
+ * instead, see log-writer.ts); a --log-file is written synchronously, since a file has no reader
+ * to wait for.
+ */
+export interface LogSink {
+  readonly destination: LogDestination;
+  readonly stream: pino.DestinationStream;
+  /** Lines dropped so far because the reader did not keep up. */
+  droppedLines(): number;
+  /** Waits (at most `deadlineMs`) until every line is written: before a normal exit. */
+  flush(deadlineMs: number): Promise<void>;
+  /** One last non-blocking attempt, before an exit that cannot wait. */
+  flushNow(): void;
+}
+
+/** Opens `destination` for logging; `onDropsEnded` hears how many lines a stuck reader cost, once it reads again. */
+export function openLogSink(destination: LogDestination = STDOUT, onDropsEnded?: (dropped: number) => void): LogSink {
+  if (destination === 'nowhere' || 'file' in destination) {
+    const stream = destination === 'nowhere' ? new Writable({ write: (_chunk, _encoding, done) => done() }) : appendTo(destination.file);
+    return { destination, stream, droppedLines: () => 0, flush: () => Promise.resolve(), flushNow: () => {} };
+  }
+  const writer = new LogWriter(openNonBlocking(destination.fd), MAX_QUEUED_LOG_BYTES, (dropped) => onDropsEnded?.(dropped));
+  return {
+    destination,
+    stream: writer,
+    droppedLines: () => writer.dropped,
+    flush: async (deadlineMs) => void (await writer.flush(deadlineMs)),
+    flushNow: () => writer.flushNow(),
+  };
+}
+
+/**
+ * A logger writing to `sink`, in `format` (by default, the one that suits its destination). When
+ * a stuck reader made the sink drop lines, the logger says how many once the reader is back.
+ */
+export function createLogger(format: LogFormat | undefined, level: LogLevel, destination: LogDestination = STDOUT): { logger: Logger; sink: LogSink } {
+  let logger: Logger | undefined;
+  const sink = openLogSink(destination, (dropped) =>
+    logger?.warn({ event: 'log-dropped', dropped }, `${dropped} log line(s) dropped: the program reading this log stopped reading, and the server does not wait for it`),
+  );
+  logger = loggerFor(format, level, sink);
+  return { logger, sink };
+}
+
+function loggerFor(format: LogFormat | undefined, level: LogLevel, { destination, stream: sink }: LogSink): Logger {
   if (destination === 'nowhere') return pino({ level: 'silent' });
-  // Synchronous writes: every line is out before the process exits, even on a signal.
-  const sink = 'file' in destination ? appendTo(destination.file) : destination.fd;
   if ((format ?? defaultLogFormat(destination)) === 'pretty') {
     // The message says it all for a person; the structured fields stay in the JSON format.
     const terminal = streamOf(destination);
     const width = terminal.isTTY ? terminal.columns : undefined;
     const stream = loadPretty()({
       destination: sink,
-      sync: true,
       colorize: wantsColour(terminal),
       translateTime: 'SYS:HH:MM:ss.l',
       hideObject: true,
@@ -67,10 +111,13 @@ export function createLogger(format: LogFormat | undefined, level: LogLevel, des
     });
     return pino({ level, base: undefined }, stream);
   }
-  return pino({ level, base: { pid: process.pid } }, typeof sink === 'number' ? pino.destination({ dest: sink, sync: true }) : sink);
+  return pino({ level, base: { pid: process.pid } }, sink);
 }
 
-/** --log-file: opened with O_APPEND, so each line lands at the end even if another process writes there too. */
+/**
+ * --log-file: opened with O_APPEND, so each line lands at the end even if another process writes
+ * there too. Written synchronously: every line is out before the process exits, even on a signal.
+ */
 function appendTo(file: string): ReturnType<typeof pino.destination> {
   try {
     const fd = openForWriting(file, {

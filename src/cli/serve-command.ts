@@ -7,14 +7,14 @@ import type { Argv } from 'yargs';
 import type { Logger } from 'pino';
 import { LabError, usageError } from '../errors.js';
 import { AccessControl } from '../framework/access-control.js';
-import { DatagramServer, DEFAULT_DATAGRAM_BUDGET } from '../framework/datagram-server.js';
+import { DatagramServer, DEFAULT_DATAGRAM_BUDGET, DEFAULT_SERVICE_REPLY_BUDGET } from '../framework/datagram-server.js';
 import { formatEndpoint } from '../framework/endpoint.js';
 import { escapeText } from '../framework/escape.js';
 import { EventStream } from '../framework/events.js';
 import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
 import { PROXY_VERSIONS } from '../framework/proxy-protocol.js';
-import { createServer, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type LabServer } from '../framework/server.js';
+import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type LabServer } from '../framework/server.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
@@ -23,11 +23,13 @@ import { serveMetrics } from '../observers/metrics-endpoint.js';
 import { protocols } from '../protocols/index.js';
 import { countOption, HIGHEST_PORT, hostOption, listenAddressOption, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
-import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogSink } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
 import { inetdSocket, logDestination, requireSystemdSockets, systemdSockets, type HandedOver } from './socket-activation.js';
 
 const DEFAULT_SHUTDOWN_SECONDS = 5;
+/** At exit, how long the log's reader gets to take the last lines, if it has stopped reading. */
+const LOG_FLUSH_DEADLINE_MS = 2000;
 const DEFAULT_BASE_PORT = 10000;
 /** The highest --base-port that leaves every service a port: 65535 less the highest well-known port (time's 37). */
 const HIGHEST_BASE_PORT = HIGHEST_PORT - Math.max(...protocols.map((p) => p.wellKnownPort));
@@ -49,6 +51,14 @@ function commonOptions(y: Argv) {
       'udp-rate': {
         ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.perSecond, coerce: positiveIntegerOption('udp-rate'),
         describe: 'UDP: replies per second to one peer address after the burst',
+      },
+      'udp-service-rate': {
+        ...NUMBER_VALUE, default: DEFAULT_SERVICE_REPLY_BUDGET.repliesPerSecond, coerce: positiveIntegerOption('udp-service-rate'),
+        describe: 'UDP: replies per second from the whole service, to every peer together (after a burst of twice as many)',
+      },
+      'udp-service-bytes': {
+        ...NUMBER_VALUE, default: DEFAULT_SERVICE_REPLY_BUDGET.bytesPerSecond, coerce: positiveIntegerOption('udp-service-bytes'),
+        describe: 'UDP: reply bytes per second from the whole service, to every peer together (after a burst of twice as many)',
       },
       'log-format': { ...VALUE_REQUIRED, choices: LOG_FORMATS, defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
       'log-file': { ...VALUE_REQUIRED, type: 'string', describe: 'Append the log to this file instead of writing it to stdout' },
@@ -81,6 +91,10 @@ function commonOptions(y: Argv) {
       },
       allow: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
       deny: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
+      'evict-stalled-after': {
+        ...NUMBER_VALUE, default: DEFAULT_EVICT_STALLED_AFTER_MS / 1000, coerce: secondsOption('evict-stalled-after'),
+        describe: 'When --max-connections is reached, reset the connection that has moved no byte either way for longest, if for this many seconds, to let a new client in (against slowloris); 0 never does',
+      },
       'idle-timeout': {
         ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),
         describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
@@ -136,7 +150,7 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
   if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
   return y
     .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve', 'metrics'], 'Logging and metrics:')
-    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate'], 'Limits:')
+    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'evict-stalled-after', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
     .group(['proxy-protocol', 'proxy-from', 'proxy-timeout'], 'Behind a proxy (docs/guides/scaling.md):')
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
@@ -207,16 +221,25 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
   checkProxyOptions(args);
   // Sockets a supervisor handed over: when there are some, they are served and nothing is bound here.
   const handedOver = handedOverSockets(args);
-  const logger = createLogger(args.logFormat, args.logLevel, logDestination(args.logFile, handedOver));
+  const { logger, sink } = createLogger(args.logFormat, args.logLevel, logDestination(args.logFile, handedOver));
+  try {
+    await serveUntilStopped(services, args, handedOver, logger, sink);
+  } finally {
+    // A normal exit writes every line first (the summary last), unless the reader is stuck.
+    await sink.flush(LOG_FLUSH_DEADLINE_MS);
+  }
+}
+
+async function serveUntilStopped(services: Service[], args: CommonArguments & { inetd?: boolean }, handedOver: HandedOver[], logger: Logger, sink: LogSink): Promise<void> {
   const inherited = await Promise.all(handedOver.map(async (socket) => ({ ...socket, ...(await probeSocket(socket.fd)) })));
   // Tuning for the whole process, as a daemon's main() does: descriptors, then the C heap.
   fitConnectionsToDescriptors(args, logger, inherited.length > 0 ? inheritedSocketCounts(inherited) : boundSocketCounts(services, args));
   raiseMallocThresholds();
   // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
-  const stopRequested = shutdownSignal(logger);
+  const stopRequested = shutdownSignal(logger, sink);
   // One event stream for every service; each observer subscribes to it once.
   const events = new EventStream();
-  const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1 });
+  const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1, droppedLines: sink.droppedLines });
   // Kernel states of the connections the log shows: looking up the others would be wasted work.
   const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) }) : undefined;
   // --metrics listens first: a port in use stops the start before any service opens.
@@ -323,6 +346,7 @@ function tcpServer(service: Service, args: CommonArguments, events: EventStream)
     iterative: args.iterative,
     limits: {
       maxConnections: args.maxConnections,
+      evictStalledAfterMs: args.evictStalledAfter,
       ...(args.maxPerSource !== undefined && { maxPerSource: args.maxPerSource }),
       ...(args.rate !== undefined && { rate: { perSecond: args.rate, burst: args.rateBurst ?? 2 * args.rate } }),
     },
@@ -356,6 +380,7 @@ function udpServer(service: Service, args: CommonArguments, events: EventStream,
     events,
     ownPorts,
     budget: { burst: args.udpBurst, perSecond: args.udpRate },
+    serviceBudget: { repliesPerSecond: args.udpServiceRate, bytesPerSecond: args.udpServiceBytes },
   });
 }
 
@@ -402,13 +427,14 @@ function accessControl({ allow, deny }: CommonArguments): AccessControl | undefi
 }
 
 /** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
-async function shutdownSignal(logger: Logger): Promise<void> {
+async function shutdownSignal(logger: Logger, sink: LogSink): Promise<void> {
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
   const forceExit = (again: NodeJS.Signals): never => {
     logger.warn({ event: 'forced-exit', signal: again }, `${again} again: exiting now`);
+    sink.flushNow();
     process.exit(128 + constants.signals[again]);
   };
   process.once('SIGINT', forceExit);

@@ -47,6 +47,8 @@ export class Connection {
   /** The first close seen on this connection, from either end. */
   private firstClose?: { closedBy: 'server' | 'client'; how: 'fin' | 'rst'; reason?: ServerCloseReason };
   private delayedClose?: NodeJS.Timeout;
+  /** The bytes moved either way when last looked at (see stalledFor), and since when. */
+  private progress: { bytes: number; since: number };
   /** What every event about this connection carries: its number and its socket pair. */
   private readonly identity: ConnectionIdentity;
 
@@ -65,6 +67,7 @@ export class Connection {
   ) {
     this.acceptedAt = events.now();
     this.identity = { conn: id, local, remote };
+    this.progress = { bytes: 0, since: this.acceptedAt };
     containFailures(socket, this);
     // The client's FIN: read(2) returned 0.
     socket.on('end', () => {
@@ -91,6 +94,18 @@ export class Connection {
   /** Publishes an event about this connection; its number and socket pair come with it. */
   emit<T extends ConnectionEventType>(type: T, fields: OwnFields<T>): void {
     this.events.emitAbout(this.identity, type, fields);
+  }
+
+  /**
+   * How long, as of `now`, no byte has moved either way: none read from the client, and none of
+   * ours taken by the kernel (bytes written less those still queued in Node). A silent client
+   * (slowloris) and one that never reads (its window, then our send buffer, full) both stall.
+   * Looked at lazily, when the server needs room: progress since the last look counts from now.
+   */
+  stalledFor(now: number): number {
+    const bytes = this.socket.bytesRead + this.socket.bytesWritten - this.socket.writableLength;
+    if (bytes !== this.progress.bytes) this.progress = { bytes, since: now };
+    return now - this.progress.since;
   }
 
   /** Reports the lines this connection receives as `message` events (see messages.ts). */

@@ -31,17 +31,39 @@ export interface DatagramBudget {
 
 export const DEFAULT_DATAGRAM_BUDGET: DatagramBudget = { burst: 10, perSecond: 2 };
 
+/**
+ * Replies and reply bytes per second for the whole service, all peers together (after a burst of
+ * twice as many). The per-peer budget alone does not stop reflection from many forged sources:
+ * 20,000 of them each earn a burst. 200 replies a second still answers a class of 30 sending a
+ * burst each, and 64 KiB a second caps what the service can ever be made to send to a victim.
+ */
+export interface ServiceReplyBudget {
+  repliesPerSecond: number;
+  bytesPerSecond: number;
+}
+
+export const DEFAULT_SERVICE_REPLY_BUDGET: ServiceReplyBudget = { repliesPerSecond: 200, bytesPerSecond: 64 * 1024 };
+
 /** Never answer with more than this many bytes: no amplification beyond the old RFCs' limit. */
 export const MAX_REPLY_BYTES = 512;
 /** Ports below this are the well-known services (echo 7, chargen 19, ...): never answer them. */
 const FIRST_UNPRIVILEGED_PORT = 1024;
 /** Peers remembered for their budgets; the oldest is forgotten beyond this. */
 const MAX_TRACKED_PEERS = 10_000;
+/**
+ * Replies a peer first seen while the table is full starts with, instead of a full burst: when
+ * peers are being forgotten, churning through forged sources must not buy a fresh burst each.
+ */
+const NEW_PEER_TOKENS_WHEN_FULL = 1;
 
 export interface DatagramServerOptions extends ServiceOptions {
   /** This process's own service ports: a datagram from one of them would start a loop. */
   ownPorts: ReadonlySet<number>;
   budget?: DatagramBudget;
+  /** The whole service's replies and bytes per second, all peers together. */
+  serviceBudget?: ServiceReplyBudget;
+  /** Peers remembered for their budgets (default 10,000); a test makes it small to see it fill. */
+  maxTrackedPeers?: number;
   /** Which peer addresses may be answered (--allow/--deny); everyone when absent. */
   access?: AccessControl;
 }
@@ -58,6 +80,8 @@ export class DatagramServer {
   private readonly handler: DatagramHandler;
   private readonly budget: DatagramBudget;
   private readonly peers = new Map<string, TokenBucket>();
+  private readonly serviceReplies: TokenBucket;
+  private readonly serviceBytes: TokenBucket;
   private readonly totals: DatagramSummary = { received: 0, answered: 0, dropped: 0 };
   private readonly shutdown = new AbortController();
 
@@ -69,6 +93,9 @@ export class DatagramServer {
     if (handler === undefined) throw usageError('ERR_NO_UDP', `${protocol.name} has no UDP service (RFC ${protocol.rfc} defines TCP only)`);
     this.handler = handler;
     this.budget = options.budget ?? DEFAULT_DATAGRAM_BUDGET;
+    const { repliesPerSecond, bytesPerSecond } = options.serviceBudget ?? DEFAULT_SERVICE_REPLY_BUDGET;
+    this.serviceReplies = new TokenBucket(repliesPerSecond, 2 * repliesPerSecond);
+    this.serviceBytes = new TokenBucket(bytesPerSecond, Math.max(2 * bytesPerSecond, MAX_REPLY_BYTES));
   }
 
   /** Binds where `on` says (both loopback addresses when no host is given), or adopts a socket. */
@@ -126,8 +153,9 @@ export class DatagramServer {
     }
     if (reply !== undefined && reply.length > MAX_REPLY_BYTES) return drop('oversized-reply');
     // discard answers nothing, and so spends no budget either.
-    if (reply !== undefined && !this.peerBudget(unmapIPv4(remote.address)).take(this.events.now())) return drop('over-budget');
     if (reply !== undefined) {
+      const over = this.overBudget(unmapIPv4(remote.address), reply.length);
+      if (over !== undefined) return drop(over);
       this.totals.answered += 1;
       socket.send(reply, remote.port, remote.address);
     }
@@ -142,11 +170,26 @@ export class DatagramServer {
     return undefined;
   }
 
+  /**
+   * Spends the budgets a reply of `bytes` to `peer` needs, or says which one is spent: the
+   * service's first (checked without taking, so a reply it refuses costs the peer nothing), then
+   * the peer's.
+   */
+  private overBudget(peer: string, bytes: number): DropReason | undefined {
+    const now = this.events.now();
+    if (!this.serviceReplies.has(now) || !this.serviceBytes.has(now, bytes)) return 'service-over-budget';
+    if (!this.peerBudget(peer).take(now)) return 'over-budget';
+    this.serviceReplies.take(now);
+    this.serviceBytes.take(now, bytes);
+    return undefined;
+  }
+
   private peerBudget(peer: string): TokenBucket {
     let budget = this.peers.get(peer);
     if (budget === undefined) {
-      if (this.peers.size >= MAX_TRACKED_PEERS) this.peers.delete(this.peers.keys().next().value!);
-      budget = new TokenBucket(this.budget.perSecond, this.budget.burst);
+      const full = this.peers.size >= (this.options.maxTrackedPeers ?? MAX_TRACKED_PEERS);
+      if (full) this.peers.delete(this.peers.keys().next().value!);
+      budget = new TokenBucket(this.budget.perSecond, this.budget.burst, full ? NEW_PEER_TOKENS_WHEN_FULL : this.budget.burst);
       this.peers.set(peer, budget);
     }
     return budget;

@@ -27,7 +27,7 @@ export type Transport = 'tcp' | 'udp';
 export type ConnectionState = 'accepted' | 'active' | 'peer-closed' | 'closing' | 'closed';
 
 /** Why the server itself ended a connection, when it did. */
-export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'protocol-error';
+export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'protocol-error' | 'evicted';
 
 /**
  * Who handed this process a socket it did not open: systemd's socket activation (descriptors 3 and
@@ -44,7 +44,7 @@ export type Supervisor = 'systemd' | 'inetd';
 export type RefusalReason = 'denied' | 'max-connections' | 'max-per-source' | 'rate' | 'proxy-untrusted' | 'proxy-incomplete' | 'proxy-malformed';
 
 /** Why a datagram was not answered. */
-export type DropReason = 'denied' | 'privileged-source-port' | 'own-port' | 'over-budget' | 'oversized-reply' | 'protocol-error';
+export type DropReason = 'denied' | 'privileged-source-port' | 'own-port' | 'over-budget' | 'service-over-budget' | 'oversized-reply' | 'protocol-error';
 
 /** The kernel's name for a TCP state (parse.ts has the full list), or 'UNKNOWN'. */
 export type KernelStateName = string;
@@ -121,6 +121,11 @@ export interface EventFields {
   message: ConnectionIdentity & { line: number; text: string; length: number; truncated: boolean };
   /** The protocol's last bytes before its close (daytime's line), escaped; `bytes` is their length. */
   sent: ConnectionIdentity & { text: string; bytes: number };
+  /**
+   * The server was full: this connection, which had moved no byte either way for `stalledMs`, was
+   * reset to make room for a new one (--evict-stalled-after).
+   */
+  evicted: ConnectionIdentity & { stalledMs: number; maxConnections: number };
   /** --idle-timeout: the client sent nothing for this long; the server closes. */
   'idle-timeout': ConnectionIdentity & { idleTimeoutMs: number };
   /** --no-close: the protocol would have closed here. */
@@ -189,7 +194,7 @@ export const SYSTEM_CLOCK: Clock = { monotonicMs: () => performance.now(), timeO
 
 export const EVENT_TYPES: readonly EventType[] = [
   'handed-over', 'listening', 'accepted', 'refused', 'accept-error', 'queued', 'state', 'peer-name', 'message', 'sent',
-  'idle-timeout', 'close-skipped', 'socket-error', 'protocol-error', 'closed', 'kernel-state',
+  'evicted', 'idle-timeout', 'close-skipped', 'socket-error', 'protocol-error', 'closed', 'kernel-state',
   'kernel-state-sampled', 'kernel-state-skipped', 'kernel-state-failed', 'kernel-state-unavailable',
   'datagram', 'udp-dropped', 'udp-error', 'draining', 'summary',
 ];

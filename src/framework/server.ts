@@ -38,6 +38,11 @@ export interface ConnectionLimits {
    * served and a flood is cut to the rate. Undefined: no limit.
    */
   rate?: { perSecond: number; burst: number };
+  /**
+   * When the server is full, a new client takes the place of the connection that has moved no
+   * byte either way for longest, if that is at least this long (ms); 0 never evicts.
+   */
+  evictStalledAfterMs: number;
 }
 
 /** 1024 is a common default of the soft `ulimit -n`: the descriptors a process may hold. */
@@ -49,6 +54,14 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
  * can take every slot. (xinetd's `per_source` and systemd's `MaxConnectionsPerSource=` are off by
  * default; a quarter keeps most of their openness and some protection.)
  */
+/**
+ * Slowloris by default: a few addresses opening connections and sending nothing fill every slot
+ * (17 × 64 > 1024), and each limit above keeps its count. Making room from connections stalled
+ * for 10 s keeps the server usable for newcomers, without timing anyone out while there is room:
+ * the labs that hold silent connections on purpose hold far fewer than --max-connections.
+ */
+export const DEFAULT_EVICT_STALLED_AFTER_MS = 10_000;
+
 export const defaultMaxPerSource = (maxConnections: number): number => Math.max(1, Math.floor(maxConnections / 4));
 
 /** What every service needs, over TCP (this file) or UDP (datagram-server.ts). */
@@ -111,6 +124,15 @@ interface Listener {
 
 const WILDCARD_ADDRESSES = new Set(['::', '0.0.0.0']);
 
+/**
+ * Iterative mode: how often the clients waiting their turn are checked for a reset. A queued
+ * socket is not read (its bytes wait in the kernel), so nothing would notice a client that gave
+ * up until its turn came; a write(2) of zero bytes reports the socket's pending error
+ * (ECONNRESET) without sending or reading anything.
+ */
+const QUEUED_RESET_CHECK_MS = 250;
+const NOTHING = Buffer.alloc(0);
+
 export class LabServer {
   readonly protocol: Protocol;
   /** Where this server's events go: subscribe with `server.events.stream.subscribe(...)`. */
@@ -129,6 +151,9 @@ export class LabServer {
   /** Iterative mode: the connection being served, and those accepted behind it. */
   private serving?: Connection;
   private readonly waiting: Connection[] = [];
+  private waitingCheck?: NodeJS.Timeout;
+  /** When the server is full: no connection can have stalled long enough to be evicted before this time. */
+  private noEvictionBefore = -Infinity;
   private readonly closePolicy: ClosePolicy;
   /** --rate: the tokens new connections spend. */
   private readonly newConnections?: TokenBucket;
@@ -140,7 +165,12 @@ export class LabServer {
     this.events = (options.events ?? new EventStream()).forService(options.protocol.name, 'tcp');
     const maxConnections = options.limits?.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     const rate = options.limits?.rate;
-    this.limits = { maxConnections, maxPerSource: options.limits?.maxPerSource ?? defaultMaxPerSource(maxConnections), ...(rate && { rate }) };
+    this.limits = {
+      maxConnections,
+      maxPerSource: options.limits?.maxPerSource ?? defaultMaxPerSource(maxConnections),
+      evictStalledAfterMs: options.limits?.evictStalledAfterMs ?? DEFAULT_EVICT_STALLED_AFTER_MS,
+      ...(rate && { rate }),
+    };
     if (rate !== undefined) this.newConnections = new TokenBucket(rate.perSecond, rate.burst);
     this.closePolicy = options.closePolicy ?? ORDERLY_CLOSE;
     // Every connection of a long-lived protocol (chargen) listens for the shutdown: no leak warning.
@@ -275,15 +305,58 @@ export class LabServer {
     if (this.options.iterative && this.serving !== undefined) {
       this.waiting.push(conn);
       conn.emit('queued', { behind: this.serving.id });
+      this.checkWaitingForResets();
       return;
     }
     this.start(conn);
   }
 
+  /**
+   * While clients wait their turn, look for resets among them every QUEUED_RESET_CHECK_MS: a
+   * reset one fails its empty write, closes, and forget() takes it out of the queue.
+   */
+  private checkWaitingForResets(): void {
+    if (this.waitingCheck !== undefined) return;
+    this.waitingCheck = setInterval(() => {
+      if (this.waiting.length === 0) {
+        clearInterval(this.waitingCheck);
+        this.waitingCheck = undefined;
+        return;
+      }
+      for (const conn of this.waiting) conn.socket.write(NOTHING);
+    }, QUEUED_RESET_CHECK_MS).unref();
+  }
+
+  /**
+   * The server is full: resets the connection stalled longest, if long enough, to make room.
+   * Each look walks every connection, so after a look that found none, the next waits until one
+   * could have become old enough (a flood of refusals costs one walk, not one per refusal).
+   */
+  private evictStalled(): boolean {
+    const after = this.limits.evictStalledAfterMs;
+    const now = this.events.now();
+    if (after <= 0 || now < this.noEvictionBefore) return false;
+    let victim: Connection | undefined;
+    let longest = -Infinity;
+    for (const conn of this.connections) {
+      const stalled = conn.stalledFor(now);
+      if (stalled > longest) [victim, longest] = [conn, stalled];
+    }
+    if (victim === undefined || longest < after) {
+      this.noEvictionBefore = now + after - Math.max(longest, 0);
+      return false;
+    }
+    victim.emit('evicted', { stalledMs: Math.round(longest), maxConnections: this.limits.maxConnections });
+    victim.abort('evicted');
+    // abort() closes the descriptor at once, but 'close' (and forget()) comes a tick later.
+    this.forget(victim);
+    return true;
+  }
+
   /** Why this client may not have a connection now, if it may not. */
   private admission(source: string): RefusalReason | undefined {
     if (this.options.access !== undefined && !this.options.access.permits(source)) return 'denied';
-    if (this.connections.size >= this.limits.maxConnections) return 'max-connections';
+    if (this.connections.size >= this.limits.maxConnections && !this.evictStalled()) return 'max-connections';
     if ((this.perSource.get(source) ?? 0) >= this.limits.maxPerSource) return 'max-per-source';
     // Last: only a connection every other limit admits spends a token.
     if (this.newConnections !== undefined && !this.newConnections.take(this.events.now())) return 'rate';
@@ -332,9 +405,9 @@ export class LabServer {
   };
 
   private forget(conn: Connection): void {
+    if (!this.connections.delete(conn)) return; // forgotten already: evicted, then closed
     this.totals.bytesIn += conn.socket.bytesRead - (conn.proxy?.headerBytes ?? 0);
     this.totals.bytesOut += conn.socket.bytesWritten;
-    this.connections.delete(conn);
     countSource(this.perSource, unmapIPv4(conn.remote.address), -1);
     const queuedAt = this.waiting.indexOf(conn);
     if (queuedAt !== -1) this.waiting.splice(queuedAt, 1);

@@ -7,19 +7,31 @@ export class TokenBucket {
   private tokens: number;
   private lastMs?: number;
 
+  /** A full bucket, unless told to start with fewer tokens (`initial`). */
   constructor(
     readonly perSecond: number,
     readonly burst: number,
+    initial = burst,
   ) {
-    this.tokens = burst;
+    this.tokens = Math.min(initial, burst);
   }
 
-  /** Takes a token if there is one: true when the event may happen at `nowMs`. */
-  take(nowMs: number): boolean {
+  /** Takes `cost` tokens (one event, or one per byte) if there are that many: true when the event may happen at `nowMs`. */
+  take(nowMs: number, cost = 1): boolean {
+    this.refill(nowMs);
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
+    return true;
+  }
+
+  /** Whether `cost` tokens are there at `nowMs`, without taking them. */
+  has(nowMs: number, cost = 1): boolean {
+    this.refill(nowMs);
+    return this.tokens >= cost;
+  }
+
+  private refill(nowMs: number): void {
     if (this.lastMs !== undefined) this.tokens = Math.min(this.burst, this.tokens + ((nowMs - this.lastMs) / 1000) * this.perSecond);
     this.lastMs = nowMs;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
   }
 }

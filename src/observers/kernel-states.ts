@@ -12,9 +12,9 @@
  * so its cost grows with every socket on the machine, not just ours. So reads are batched (one
  * read serves every connection that closed while we waited), spaced (at most one read per
  * MIN_READ_INTERVAL_MS, and more widely when a read is slow: with tens of thousands of sockets
- * one read takes ~100 ms, so we wait READ_COST_MULTIPLE times that), and sampled (at most
- * MAX_REPORTS_PER_READ connections per read; the rest are counted in a `kernel-state-sampled`
- * event). And two kinds of read are not made at all (a `kernel-state-skipped` event says why):
+ * one read takes ~100 ms, so we wait READ_COST_MULTIPLE times that, up to MAX_READ_SPACING_MS), and sampled (at most
+ * MAX_REPORTS_PER_READ connections per read, and held; the rest are counted in a
+ * `kernel-state-sampled` event). And two kinds of read are not made at all (a `kernel-state-skipped` event says why):
  * while connections close by the hundred between two reads (MAX_CLOSES_BETWEEN_READS), since the
  * kernel then prints a table that changes under it, which costs ten times as much or more. And
  * when the table is huge (other programs' sockets, or a TIME_WAIT storm: a daytime server closing
@@ -35,6 +35,12 @@ const SETTLE_MS = 50;
 const MIN_READ_INTERVAL_MS = 1000;
 /** Wait at least this many times the last read's duration: reading takes at most ~2% of the time. */
 const READ_COST_MULTIPLE = 50;
+/**
+ * ...but never more than this between reads. A read made during a storm is slow because of the
+ * storm (0.9 s once, which made the next read wait 43 s): once the load ends, reports must resume
+ * within seconds, and the next read measures the cost anew.
+ */
+const MAX_READ_SPACING_MS = 5000;
 /** At most this many connections reported per read; the rest of the batch is counted, not looked up. */
 const MAX_REPORTS_PER_READ = 20;
 /**
@@ -54,6 +60,8 @@ const MAX_CLOSES_BETWEEN_READS = 500;
 export interface KernelStateOptions {
   settleMs?: number;
   minReadIntervalMs?: number;
+  /** The longest wait between two reads, however slow the last one was. */
+  maxReadSpacingMs?: number;
   maxReportsPerRead?: number;
   /** Reads the kernel's rows between `port` and one of `peerPorts`; injected by tests. Default: readTcpSockets(). */
   read?: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
@@ -118,14 +126,20 @@ const kernelPair = (closed: Closed): Pick<Closed, 'local' | 'remote'> => closed.
 export class KernelStateReporter {
   private readonly settleMs: number;
   private readonly minReadIntervalMs: number;
+  private readonly maxReadSpacingMs: number;
   private readonly maxReportsPerRead: number;
   private readonly read: (port: number, peerPorts: number[]) => Promise<TcpSocketEntry[]>;
   private readonly readFiltered: (port: number) => Promise<TcpSocketEntry[] | undefined>;
   private readonly maxTableRows: number;
   private readonly maxClosesBetweenReads: number;
   private readonly tableSize: () => Promise<TcpTableSize | undefined>;
-  /** Connections closed since the last read, waiting for the next one. */
+  /**
+   * Connections closed since the last read, waiting for the next one: at most maxReportsPerRead,
+   * since no read reports more. The others are only counted (`unbatched`), so a storm between two
+   * reads holds no memory per connection.
+   */
   private batch: Closed[] = [];
+  private unbatched = 0;
   private skipped = 0;
   /** Every connection closed since the last read, looked up or not: how fast the table is changing. */
   private closesSinceRead = 0;
@@ -141,6 +155,7 @@ export class KernelStateReporter {
   ) {
     this.settleMs = options.settleMs ?? SETTLE_MS;
     this.minReadIntervalMs = options.minReadIntervalMs ?? MIN_READ_INTERVAL_MS;
+    this.maxReadSpacingMs = options.maxReadSpacingMs ?? MAX_READ_SPACING_MS;
     this.maxReportsPerRead = options.maxReportsPerRead ?? MAX_REPORTS_PER_READ;
     this.read = options.read ?? ((port, peerPorts) => readTcpSockets({ port, peerPorts }));
     this.readFiltered = options.readFiltered ?? readPortWithSs;
@@ -168,7 +183,8 @@ export class KernelStateReporter {
   }
 
   private enqueue(closed: Closed): void {
-    this.batch.push(closed);
+    if (this.batch.length < this.maxReportsPerRead) this.batch.push(closed);
+    else this.unbatched += 1;
     if (this.timer !== undefined || this.reading !== undefined) return;
     this.schedule();
   }
@@ -187,14 +203,16 @@ export class KernelStateReporter {
     this.timer.unref();
   }
 
-  /** The time between two reads: the minimum, or more if reads have become expensive. */
+  /** The time between two reads: the minimum, or more if reads have become expensive, up to the maximum. */
   private spacingMs(): number {
-    return Math.max(this.minReadIntervalMs, READ_COST_MULTIPLE * this.lastReadCostMs);
+    return Math.max(this.minReadIntervalMs, Math.min(READ_COST_MULTIPLE * this.lastReadCostMs, this.maxReadSpacingMs));
   }
 
   private async readAndReport(): Promise<void> {
     const batch = this.batch;
+    const unbatched = this.unbatched;
     this.batch = [];
+    this.unbatched = 0;
     if (batch.length === 0) return;
     // Reports about the reporter itself go out as events of the service the batch begins with.
     const source = sourceOf(batch[0]!);
@@ -202,7 +220,7 @@ export class KernelStateReporter {
     const closed = this.closesSinceRead;
     this.closesSinceRead = 0;
     if (closed > this.maxClosesBetweenReads) {
-      return this.stream.emit(source, 'kernel-state-skipped', { reason: 'busy', connections: batch.length, closedSinceLastRead: closed, maxClosesBetweenReads: this.maxClosesBetweenReads });
+      return this.stream.emit(source, 'kernel-state-skipped', { reason: 'busy', connections: batch.length + unbatched, closedSinceLastRead: closed, maxClosesBetweenReads: this.maxClosesBetweenReads });
     }
     const size = this.maxTableRows === Infinity ? undefined : await this.tableSize().catch(() => undefined);
     const huge = size !== undefined && size.sockets > this.maxTableRows;
@@ -214,7 +232,7 @@ export class KernelStateReporter {
         const peers = reported.filter((c) => kernelPair(c).local.port === port).map((c) => kernelPair(c).remote.port);
         const rows = huge ? await this.readFiltered(port) : await this.read(port, peers);
         if (rows === undefined) {
-          return this.stream.emit(source, 'kernel-state-skipped', { reason: 'table-size', connections: batch.length, tableSockets: size!.sockets, timeWait: size!.timeWait, maxTableRows: this.maxTableRows });
+          return this.stream.emit(source, 'kernel-state-skipped', { reason: 'table-size', connections: batch.length + unbatched, tableSockets: size!.sockets, timeWait: size!.timeWait, maxTableRows: this.maxTableRows });
         }
         entries = entries.concat(rows);
       }
@@ -222,7 +240,7 @@ export class KernelStateReporter {
     } catch (error) {
       return this.stream.emit(source, 'kernel-state-failed', { message: (error as Error).message });
     }
-    this.skipped += batch.length - reported.length;
+    this.skipped += batch.length + unbatched - reported.length;
     for (const conn of reported) {
       const { closedBy, how } = conn;
       this.stream.emit(sourceOf(conn), 'kernel-state', { conn: conn.conn, local: conn.local, remote: conn.remote, closedBy, how, ...kernelStateOf(entries, { ...kernelPair(conn), closedBy, how }) });

@@ -42,6 +42,7 @@ const LEVELS: Record<EventType, Level> = {
   'peer-name': 'info',
   message: 'info',
   sent: 'info',
+  evicted: 'warn',
   'idle-timeout': 'info',
   'close-skipped': 'debug',
   'socket-error': 'debug',
@@ -78,6 +79,7 @@ const DROP_EXPLANATIONS: Record<EventOf<'udp-dropped'>['reason'], string> = {
   'privileged-source-port': 'its source port is below 1024, where other servers live: answering could start a loop',
   'own-port': "its source port is one of this server's own: answering would start a loop",
   'over-budget': 'this address has had its replies for now (--udp-burst, then --udp-rate a second)',
+  'service-over-budget': 'the service has sent all the replies it may for now, to every address together (--udp-service-rate, --udp-service-bytes)',
   'oversized-reply': 'the reply would exceed 512 bytes',
   'protocol-error': "the protocol's handler failed",
 };
@@ -96,6 +98,8 @@ export interface LogObserverOptions {
   connectionsPerSecond?: number;
   /** Several services share the log: tag each line with its service. */
   tagServices?: boolean;
+  /** Log lines dropped so far because the log's reader was stuck (see cli/log-writer.ts): told in the summary. */
+  droppedLines?: () => number;
 }
 
 export class LogObserver {
@@ -107,6 +111,7 @@ export class LogObserver {
   private readonly acceptErrors = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
   private readonly protocolErrors = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
   private readonly drops = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
+  private readonly evictions = new LogBudget(TROUBLE_LOGS_PER_SECOND, TROUBLE_LOG_BURST);
   private readonly unsubscribers: (() => void)[];
   private loopbackExplained = false;
 
@@ -215,6 +220,17 @@ export class LogObserver {
           `the ${event.protocol} protocol's handler failed (${event.message}): ${where}; the server goes on${heldBackNote(skipped, 'protocol errors')}`,
         ];
       },
+      // Logged for every connection, sampled or not, like a refusal: the server was full.
+      evicted: (event) => {
+        const skipped = this.evictions.admit(event.at);
+        if (skipped === undefined) return undefined;
+        const pair = formatSocketPair(event.local, event.remote);
+        return [
+          { pair, stalledMs: event.stalledMs, maxConnections: event.maxConnections, ...(skipped > 0 && { skipped }) },
+          `evicted connection #${event.conn} ${pair}: the server is full (${event.maxConnections} connections, --max-connections) and it had moved no byte ` +
+            `either way for ${event.stalledMs} ms, so a new client takes its place (--evict-stalled-after)${heldBackNote(skipped, 'evictions')}`,
+        ];
+      },
       'udp-dropped': (event) => {
         const skipped = this.drops.admit(event.at);
         if (skipped === undefined) return undefined;
@@ -236,10 +252,12 @@ export class LogObserver {
           const { received, answered, dropped } = event;
           return [{ protocol: event.protocol, transport: 'udp', received, answered, dropped }, `${this.serviceName(event)}${received} datagram(s) received, ${answered} answered, ${dropped} dropped`];
         }
+        const logLinesDropped = this.options.droppedLines?.() ?? 0;
         return [
-          { protocol: event.protocol, connections: event.connections, bytesIn: event.bytesIn, bytesOut: event.bytesOut, forced: event.forced },
+          { protocol: event.protocol, connections: event.connections, bytesIn: event.bytesIn, bytesOut: event.bytesOut, forced: event.forced, ...(logLinesDropped > 0 && { logLinesDropped }) },
           `${this.serviceName(event)}served ${event.connections} connection(s): ${event.bytesIn} bytes in, ${event.bytesOut} bytes out` +
-            (event.forced > 0 ? `; ${event.forced} closed at the shutdown deadline` : ''),
+            (event.forced > 0 ? `; ${event.forced} closed at the shutdown deadline` : '') +
+            (logLinesDropped > 0 ? `; ${logLinesDropped} log line(s) dropped while the log's reader was not reading` : ''),
         ];
       },
       'kernel-state-sampled': (event) => {

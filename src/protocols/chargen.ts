@@ -7,7 +7,9 @@
  *
  * What it teaches: backpressure from the sending side. chargen could produce data forever;
  * it writes only while write() says the socket can take more, and waits for 'drain'.
- * A client that stops reading stops the stream, and server memory stays flat.
+ * A client that stops reading stops the stream, and server memory stays flat. The kernel's send
+ * buffer is full meanwhile, though: Linux grows it up to net.ipv4.tcp_wmem's maximum (4 MiB), and
+ * only SO_SNDBUF on the listening socket, which Node cannot set, bounds it (docs/reliability.md).
  */
 import { defineProtocol } from '../framework/protocol.js';
 

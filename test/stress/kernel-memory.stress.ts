@@ -1,0 +1,90 @@
+/**
+ * Kernel memory per client: chargen writes until the kernel refuses more, so a client that never
+ * reads leaves the server's send buffer full, and Linux grows that buffer (autotuning) up to
+ * net.ipv4.tcp_wmem's maximum. That memory is the kernel's, not the server's: its RSS stays flat.
+ * The machine-wide count of pages that TCP sockets hold is /proc/net/sockstat's `TCP: ... mem N`.
+ * This scenario measures what 100 such clients cost, and that it all comes back when they leave.
+ * (Other programs' sockets count too: the figure is a difference, on a machine at rest.)
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startServerProcess } from '../helpers/cli.js';
+import { hasPython3 } from '../helpers/programs.js';
+import { mib, report } from './helpers/figures.js';
+import { connectFrom, loopbackSource } from './helpers/load.js';
+import { pollFor, processStats } from './helpers/server-process.js';
+import type net from 'node:net';
+
+const CLIENTS = 100;
+const PAGE_BYTES = 4096;
+/** How long the clients hold their connections, not reading: time for every send buffer to fill. */
+const HOLD_MS = 3000;
+
+/** Pages of memory the kernel's TCP sockets hold, machine-wide. */
+function tcpMemoryPages(): number {
+  return Number(/^TCP:.* mem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'))?.[1] ?? NaN);
+}
+
+const tcpWmemMax = (): number => Number(readFileSync('/proc/sys/net/ipv4/tcp_wmem', 'utf8').trim().split(/\s+/)[2]);
+
+/**
+ * A supervisor that sets SO_SNDBUF on the listening socket, as systemd's SendBuffer= does: python3
+ * binds 127.0.0.1:0 with it, puts the socket on descriptor 3 and execs lab-server with
+ * LISTEN_FDS=1 (same pid), which serves it (--systemd). Accepted sockets inherit the size, locked:
+ * the kernel no longer grows it.
+ */
+const withSendBuffer = (bytes: number): string[] => [
+  'python3', '-c',
+  'import os, socket, sys\n' +
+    's = socket.socket()\n' +
+    `s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ${bytes})\n` +
+    "s.bind(('127.0.0.1', 0)); s.listen(128)\n" +
+    // Python's sockets are closed on exec unless made inheritable (and the socket may be 3 already).
+    'if s.fileno() != 3: os.dup2(s.fileno(), 3)\n' +
+    'os.set_inheritable(3, True)\n' +
+    "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n" +
+    'os.execv(sys.argv[1], sys.argv[1:])',
+];
+/** What SendBuffer= the docs suggest for a public chargen: 64 KiB (the kernel doubles it for its bookkeeping). */
+const SEND_BUFFER_BYTES = 64 * 1024;
+
+for (const sendBuffer of [undefined, SEND_BUFFER_BYTES]) {
+  const how = sendBuffer === undefined ? 'default buffers' : `SO_SNDBUF ${sendBuffer / 1024} KiB on the listening socket (systemd SendBuffer=)`;
+  test(`100 chargen clients that never read, ${how}: the kernel memory they pin, and that it comes back`, { timeout: 240_000, skip: sendBuffer !== undefined && !hasPython3 && 'needs python3 to set SO_SNDBUF' }, async (t) => {
+  const server = sendBuffer === undefined
+    ? await startServerProcess(['chargen', '--host', '127.0.0.1'])
+    : await startServerProcess(['chargen', '--systemd'], { prefix: withSendBuffer(sendBuffer) });
+  t.after(() => server.child.exitCode === null && server.child.kill('SIGKILL'));
+  const pid = server.child.pid!;
+  const before = tcpMemoryPages();
+  const rssBefore = processStats(pid).rssBytes;
+
+  const clients: net.Socket[] = [];
+  for (let i = 0; i < CLIENTS; i++) {
+    const socket = await connectFrom(server.port, loopbackSource(70, i));
+    socket.pause(); // never reads
+    socket.on('error', () => {});
+    clients.push(socket);
+  }
+  await sleep(HOLD_MS);
+  const holding = tcpMemoryPages();
+  const rssHolding = processStats(pid).rssBytes;
+  for (const socket of clients) socket.resetAndDestroy();
+  const after = await pollFor(() => (tcpMemoryPages() <= before + (holding - before) / 10 ? tcpMemoryPages() : undefined), 30_000);
+  await server.stop('SIGTERM');
+
+  const pinned = (holding - before) * PAGE_BYTES;
+  report(t, 'kernel-memory', [
+    ['chargen clients that never read', `${CLIENTS}, held ${HOLD_MS} ms, ${how}`],
+    ['kernel TCP memory before / holding / after (sockstat pages)', `${before} / ${holding} / ${after ?? tcpMemoryPages()}`],
+    ['pinned in all, per client', `${mib(pinned)}, ${mib(pinned / CLIENTS)} (net.ipv4.tcp_wmem max ${mib(tcpWmemMax())})`],
+    ['server RSS before / holding', `${mib(rssBefore)} / ${mib(rssHolding)}`],
+  ]);
+  assert.ok(holding > before, 'the stalled clients hold kernel memory');
+  // Locked at 2 × 64 KiB on our side (the kernel doubles SO_SNDBUF), plus what the client's receive buffer holds.
+  if (sendBuffer !== undefined) assert.ok(pinned / CLIENTS < 1024 * 1024, `${mib(pinned / CLIENTS)} per client, with SO_SNDBUF ${sendBuffer}`);
+  assert.notEqual(after, undefined, 'the kernel memory came back once the clients reset');
+  });
+}
