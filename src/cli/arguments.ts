@@ -154,3 +154,29 @@ export function parseTarget({ host, portArgument, portOption, defaultPort }: Tar
   }
   return { host: name, port: first?.port ?? defaultPort };
 }
+
+/** Where --dashboard listens when given no value: loopback, so that only this machine sees the page. */
+export const DEFAULT_DASHBOARD = { address: '127.0.0.1', port: 8080 } as const;
+
+/**
+ * --dashboard's value: nothing (DEFAULT_DASHBOARD), `ADDR:PORT`, `[IPv6]:PORT`, or a port alone
+ * (on 127.0.0.1). Port 0 lets the kernel choose; the URL is logged either way.
+ */
+export function parseDashboardAddress(value: unknown): { address: string; port: number } {
+  const text = String(value);
+  if (text === '') return { ...DEFAULT_DASHBOARD };
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
+  if (match === null) {
+    throw usageError('ERR_USAGE', `invalid --dashboard ${JSON.stringify(text)}: give ADDRESS:PORT, such as 127.0.0.1:8080, [::1]:8080 or 0.0.0.0:8080, or a port alone`);
+  }
+  const port = parsePort(match[3]);
+  return { address: match[1] || match[2] || DEFAULT_DASHBOARD.address, port };
+}
+
+/** --dashboard, for every command that can show the page: an optional value, checked by parseDashboardAddress. */
+export const DASHBOARD_OPTION = {
+  type: 'string',
+  coerce: parseDashboardAddress,
+  defaultDescription: 'off; without a value 127.0.0.1:8080',
+  describe: 'Also serve a live, read-only web page of the connections, their TCP states and ladders at ADDRESS:PORT (127.0.0.1:8080 if none given; port 0 picks a free one; the URL is logged)',
+} as const;

@@ -14,10 +14,11 @@ import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
 import { createServer, DEFAULT_MAX_CONNECTIONS, type LabServer } from '../framework/server.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
+import { Dashboard } from '../observers/dashboard/server.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
 import { protocols } from '../protocols/index.js';
-import { countOption, HIGHEST_PORT, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
+import { countOption, DASHBOARD_OPTION, HIGHEST_PORT, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
@@ -58,6 +59,7 @@ function commonOptions(y: Argv) {
         describe: 'Log at most this many connections a second in full (after a burst of twice as many); the rest are served and counted; 0 logs every one',
       },
       resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
+      dashboard: DASHBOARD_OPTION,
       iterative: { type: 'boolean', default: false, describe: "Serve one connection at a time, like the tutorial's Perl server; later clients connect but wait" },
       'max-connections': {
         ...NUMBER_VALUE, default: DEFAULT_MAX_CONNECTIONS, coerce: positiveIntegerOption('max-connections'),
@@ -115,7 +117,7 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
   y.group([...main, 'host', 'udp', 'udp-only', 'iterative', 'help', 'version'], 'Options:');
   if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
   return y
-    .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
+    .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve', 'dashboard'], 'Logging:')
     .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
@@ -195,8 +197,10 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
   // One event stream for every service; each observer subscribes to it once.
   const events = new EventStream();
   const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1 });
-  // Kernel states of the connections the log shows: looking up the others would be wasted work.
-  const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) }) : undefined;
+  // Before any service: a --dashboard port in use stops the start, with nothing bound yet.
+  const dashboard = args.dashboard === undefined ? undefined : await startDashboard(args.dashboard, events, logger);
+  // Kernel states of the connections the log or the page shows: looking up the others would be wasted work.
+  const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) || dashboard?.state.shows(closed) === true }) : undefined;
   const ownPorts = new Set<number>();
   const running: RunningService[] = [];
   const connections: Promise<void>[] = [];
@@ -205,6 +209,7 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
     else await serveHandedOver(inherited, services, args, events, ownPorts, running, connections);
   } catch (error) {
     await Promise.all(running.map((service) => service.close(0)));
+    await dashboard?.close();
     throw error;
   }
   // A connection handed over alone (inetd's nowait, systemd's Accept=yes) is this process's whole
@@ -213,6 +218,15 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
   await (onlyConnections ? Promise.race([stopRequested, Promise.all(connections)]) : stopRequested);
   await Promise.all(running.map((service) => service.close(args.shutdownTimeout)));
   await kernelStates?.stop();
+  await dashboard?.close();
+}
+
+/** --dashboard: the live page, fed by the same event stream as the log; its URL goes to the log. */
+async function startDashboard(listen: { address: string; port: number }, events: EventStream, logger: Logger): Promise<Dashboard> {
+  const dashboard = await Dashboard.start({ listen });
+  dashboard.state.follow(events);
+  logger.info({ event: 'dashboard', url: dashboard.url }, `dashboard: ${dashboard.url} (a live, read-only page of the connections and their TCP states)`);
+  return dashboard;
 }
 
 /** --inetd's socket, or systemd's (read, and removed from the environment, in every case, as sd_listen_fds(3) does). */
