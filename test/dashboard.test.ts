@@ -14,7 +14,7 @@ import { EventStream } from '../src/framework/events.js';
 import { Dashboard } from '../src/observers/dashboard/server.js';
 import { formatSseMessage, lastEventId, SseClient } from '../src/observers/dashboard/sse.js';
 import type { UpdateJson } from '../src/observers/dashboard/state.js';
-import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, startServerProcess } from './helpers/cli.js';
+import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, start, startServerProcess } from './helpers/cli.js';
 
 const linuxOnly = platform() === 'linux' ? false : 'kernel states need Linux /proc/net/tcp';
 const LOOPBACK_ANY_PORT = { address: '127.0.0.1', port: 0 };
@@ -225,4 +225,24 @@ test('--dashboard on a port in use: one line, ERR_PORT_IN_USE, before anything i
   } finally {
     taken.close();
   }
+});
+
+test('lab time-wait --dashboard: the narration, the verdict and the TIME_WAIT reach the page, which stays up until Ctrl-C', { skip: linuxOnly }, async () => {
+  const lab = start(LAB_SERVER, ['lab', 'time-wait', '--no-ladder', '--dashboard', '127.0.0.1:0']);
+  const url = /(http:\/\/\S+)/.exec(await lab.stdoutLine(/^dashboard: http:/))![1]!;
+  const events = readEvents(`${url}events`);
+  // Live, as the lab runs: the verdict arrives in an update (or in the snapshot, on a slow start).
+  await events.update((u) => u.lab.some((line) => line.startsWith('passed:')), 60_000);
+  await lab.stdoutLine(/^the lab is over; its page stays at http:/);
+  // Still serving after the verdict: a fresh page gets the whole lab.
+  const later = readEvents(`${url}events`);
+  const snapshot = await later.update((u) => u.full);
+  assert.ok(snapshot.lab.some((line) => /^1\. /.test(line)), 'the numbered steps');
+  assert.ok(snapshot.lab.some((line) => /✓ server .*TIME_WAIT/.test(line)), 'the kernel reading');
+  assert.ok(snapshot.rows.some((row) => row.protocol === 'daytime' && row.closedBy === 'server' && row.kernel?.state === 'TIME_WAIT'), JSON.stringify(snapshot.rows));
+  events.close();
+  later.close();
+  lab.child.kill('SIGINT');
+  const finished = await lab.finished;
+  assert.equal(finished.code, 0, finished.stderr);
 });

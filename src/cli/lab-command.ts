@@ -5,7 +5,11 @@
 import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
 import { LabError, usageError } from '../errors.js';
 import { findLab, labs } from '../labs/index.js';
-import { runLab } from '../labs/runner.js';
+import type { Lab, LabResult } from '../labs/lab.js';
+import { runLab, type RunLabOptions } from '../labs/runner.js';
+import { Dashboard } from '../observers/dashboard/server.js';
+import { watchKernelStates, type KernelStateReporter } from '../observers/kernel-states.js';
+import { DASHBOARD_OPTION } from './arguments.js';
 import { colourMarks, wantsColour, wrapText } from './terminal.js';
 import { closest } from './suggest.js';
 
@@ -22,9 +26,14 @@ function builder(y: Argv) {
         describe: "Draw the lab's connections as ladder diagrams, from packets captured with tcpdump (needs root or a tcpdump with CAP_NET_RAW), else inferred from the server's events; --no-ladder for none",
       },
       pcap: { type: 'string', normalize: true, describe: "Also save the lab's packets to this pcap file (for tcpdump -r or Wireshark)" },
+      dashboard: {
+        ...DASHBOARD_OPTION,
+        describe: "Also show the lab live in a browser: its steps, predictions, kernel readings, connections and ladders, at ADDRESS:PORT (127.0.0.1:8080 if none given); the page stays up after the lab until Ctrl-C",
+      },
     })
     .example('$0 lab time-wait', 'see TIME_WAIT on the side that closed first')
     .example('$0 lab rst --pcap rst.pcap', 'also save the packets, for Wireshark')
+    .example('$0 lab time-wait --dashboard', 'watch it in the browser, at http://127.0.0.1:8080/')
     .strict();
 }
 
@@ -40,7 +49,7 @@ function narrate(line: string): void {
   say(wantsColour(process.stdout) ? colourMarks(wrapped) : wrapped);
 }
 
-async function lab({ name, list, ladder, pcap }: ArgumentsCamelCase<LabArguments>): Promise<void> {
+async function lab({ name, list, ladder, pcap, dashboard }: ArgumentsCamelCase<LabArguments>): Promise<void> {
   if (list) {
     const width = Math.max(...labs.map((l) => l.name.length));
     for (const l of labs) say(`${l.name.padEnd(width)}  ${l.summary}`);
@@ -53,13 +62,62 @@ async function lab({ name, list, ladder, pcap }: ArgumentsCamelCase<LabArguments
     throw usageError('ERR_UNKNOWN_LAB', `unknown lab ${JSON.stringify(name)}: ${meant === undefined ? `choose one of ${labNames}` : `did you mean ${meant}? (lab-server lab --list lists them)`}`);
   }
   const wantsPackets = ladder || pcap !== undefined;
-  const result = await runLab(chosen, {
+  const options: RunLabOptions = {
     write: narrate,
     ...(wantsPackets ? { ladder: { draw: ladder, pcapPath: pcap, width: process.stdout.isTTY ? process.stdout.columns : undefined, colour: wantsColour(process.stdout) } } : {}),
-  });
+  };
+  const result = dashboard === undefined ? await runLab(chosen, options) : await runLabWithDashboard(chosen, options, dashboard);
   if (!result.passed) {
     throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (see the ✗ lines above)`);
   }
+}
+
+/**
+ * --dashboard: the same run, with the narration and each lab server's events also on the page.
+ * The lab's servers close with the lab; their kernel states are read after each close, as
+ * `lab-server <protocol>` does, so the page shows TIME_WAIT where the lab saw it.
+ */
+async function runLabWithDashboard(chosen: Lab, options: RunLabOptions, listen: { address: string; port: number }): Promise<LabResult> {
+  const page = await Dashboard.start({ listen });
+  const reporters: KernelStateReporter[] = [];
+  say(`dashboard: ${page.url} (this lab, live; read-only)`);
+  let result: LabResult;
+  try {
+    result = await runLab(chosen, {
+      ...options,
+      write: (line) => {
+        options.write(line);
+        page.state.addLabLine(line);
+      },
+      onServer: (events) => {
+        page.state.follow(events);
+        const reporter = watchKernelStates(events);
+        if (reporter !== undefined) reporters.push(reporter);
+      },
+      onCaptured: (connection) => page.state.addCaptured(connection),
+    });
+    await Promise.all(reporters.map((reporter) => reporter.stop()));
+  } catch (error) {
+    await page.close();
+    throw error;
+  }
+  say(`the lab is over; its page stays at ${page.url} until Ctrl-C`);
+  await interrupted();
+  await page.close();
+  return result;
+}
+
+/** Resolves on Ctrl-C (SIGINT) or SIGTERM. */
+function interrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
 }
 
 export const labCommand: CommandModule<object, LabArguments> = {

@@ -2,7 +2,9 @@
  * Runs one lab: prints what it is about, runs its steps, stops everything it started, and
  * sums up whether the kernel agreed with the textbook.
  */
+import type { Connection } from '../capture/connection-tracker.js';
 import { LabError } from '../errors.js';
+import type { EventStream } from '../framework/events.js';
 import { readTcpSockets } from '../tcp-states/read.js';
 import { LabContext } from './context.js';
 import type { Lab, LabResult } from './lab.js';
@@ -13,15 +15,20 @@ export interface RunLabOptions {
   write: (line: string) => void;
   /** Capture the lab's packets and draw its ladders (captured, or inferred where no capture can run). */
   ladder?: PacketOptions & { pcapPath?: string };
+  /** Told of each server's event stream as the lab starts it (for --dashboard). */
+  onServer?: (events: EventStream) => void;
+  /** Told of each of the lab's connections the capture saw end (for --dashboard's ladders). */
+  onCaptured?: (connection: Connection) => void;
 }
 
-export async function runLab(lab: Lab, { write, ladder }: RunLabOptions): Promise<LabResult> {
+export async function runLab(lab: Lab, { write, ladder, onServer, onCaptured }: RunLabOptions): Promise<LabResult> {
   // Every lab compares with the kernel's table: fail now, with one clear line, where there is none.
   await readTcpSockets();
   const packets = ladder === undefined ? undefined : await LabPackets.start(ladder.pcapPath);
   write(`lab ${lab.name}: ${lab.summary}`);
   write(lab.concept);
-  const ctx = new LabContext(write, packets);
+  if (onCaptured !== undefined) packets?.onFinished(onCaptured);
+  const ctx = new LabContext(write, packets, onServer);
   try {
     await lab.run(ctx);
   } finally {

@@ -15,9 +15,16 @@ h2 { margin: 0 0 0.4em; font-size: 1.1em; }
 button { font: inherit; padding: 0.2em 0.8em; border: 2px solid var(--fg); background: var(--bg); color: var(--fg); border-radius: 0.3em; cursor: pointer; margin-left: auto; }
 button[aria-pressed="true"] { background: var(--fg); color: var(--bg); }
 .sampling { margin: 0; padding: 0.3em 1em; background: #fff3c4; border-bottom: 1px solid var(--wait); }
-main { display: grid; grid-template-columns: repeat(auto-fit, minmax(26em, 1fr)); gap: 0.8em; padding: 0.8em; }
+main {
+  display: grid; gap: 0.8em; padding: 0.8em;
+  grid-template-columns: minmax(16em, 1fr) minmax(0, 2fr);
+  grid-template-areas: "lab lab" "services states" "troubles states" "table table" "events ladder";
+  align-items: start;
+}
+@media (max-width: 60em) { main { grid-template-columns: 1fr; grid-template-areas: "lab" "services" "states" "troubles" "table" "ladder" "events"; } }
+.area-lab { grid-area: lab; } .area-services { grid-area: services; } .area-states { grid-area: states; }
+.area-table { grid-area: table; } .area-ladder { grid-area: ladder; } .area-events { grid-area: events; } .area-troubles { grid-area: troubles; }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 0.3em; padding: 0.6em; min-width: 0; }
-.wide { grid-column: 1 / -1; }
 .services { list-style: none; margin: 0; padding: 0; font-family: ui-monospace, monospace; }
 .totals { display: grid; grid-template-columns: auto 1fr; gap: 0 0.8em; margin: 0.6em 0 0; }
 .totals dt { color: var(--muted); }
@@ -35,7 +42,7 @@ tbody tr.selected { background: #cddcff; outline: 2px solid var(--accent); }
 .st-ESTABLISHED { color: var(--ok); }
 .st-TIME_WAIT, .st-FIN_WAIT2, .st-FIN_WAIT1, .st-CLOSING, .st-LAST_ACK, .st-CLOSE_WAIT { color: var(--wait); }
 .st-CLOSED { color: var(--muted); }
-.log { list-style: none; margin: 0; padding: 0; max-height: 18em; overflow: auto; font-family: ui-monospace, monospace; font-size: 0.9em; }
+.log { list-style: none; margin: 0; padding: 0; max-height: 24em; overflow: auto; font-family: ui-monospace, monospace; font-size: 0.9em; }
 .log li { border-bottom: 1px solid #ddd; white-space: pre-wrap; overflow-wrap: anywhere; }
 .log .time { color: var(--muted); margin-right: 0.6em; }
 .log .refusal, .log .udp, .log .error { color: var(--warn); }
@@ -48,12 +55,12 @@ tbody tr.selected { background: #cddcff; outline: 2px solid var(--accent); }
 .lab .passed { color: var(--ok); font-weight: bold; }
 svg { width: 100%; height: auto; display: block; }
 svg text { font-family: system-ui, sans-serif; fill: var(--fg); }
-.diagram { max-height: 34em; }
+.diagram { max-height: 40em; }
 .diagram .edge { stroke: var(--line); stroke-width: 1.5; fill: none; }
-.diagram .edge-label { font-size: 11px; fill: var(--muted); }
+.diagram .edge-label { font-size: 13px; fill: var(--muted); }
 .diagram .box { fill: #fff; stroke: var(--fg); stroke-width: 1.5; }
-.diagram .name { font-size: 14px; font-weight: bold; }
-.diagram .count { font-size: 22px; font-weight: bold; fill: var(--accent); }
+.diagram .name { font-size: 16px; font-weight: bold; }
+.diagram .count { font-size: 24px; font-weight: bold; fill: var(--accent); }
 .diagram .count.none { fill: #999; font-size: 16px; }
 .diagram g.busy .box { fill: #e4ecff; }
 .diagram g.client-path .box { stroke: var(--wait); stroke-width: 3; stroke-dasharray: 6 4; }

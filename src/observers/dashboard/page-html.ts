@@ -21,21 +21,21 @@ export const PAGE_HTML = `<!doctype html>
 </header>
 <p id="sampling" class="sampling" hidden></p>
 <main>
-  <section id="lab-panel" class="panel wide" hidden>
+  <section id="lab-panel" class="panel area-lab" hidden>
     <h2>Lab</h2>
     <ol id="lab" class="lab"></ol>
   </section>
-  <section class="panel">
+  <section class="panel area-services">
     <h2>Services</h2>
     <ul id="services" class="services"></ul>
     <dl id="totals" class="totals"></dl>
   </section>
-  <section class="panel">
+  <section class="panel area-states">
     <h2>TCP states <span class="hint">(RFC 793): the server's side of each connection</span></h2>
     <svg id="diagram" class="diagram" viewBox="0 0 660 600" role="img" aria-label="RFC 793 TCP state diagram with live counts"></svg>
     <p class="hint">Numbers: connections in each state now. Outlined: the states the selected connection went through (server's side bold, client's dashed). SYN_SENT and SYN_RECV are never counted: the kernel finishes the handshake before accept() returns.</p>
   </section>
-  <section class="panel wide">
+  <section class="panel area-table">
     <h2>Connections <span class="hint">(click one for its ladder)</span></h2>
     <div class="table-scroll">
     <table id="connections">
@@ -44,15 +44,15 @@ export const PAGE_HTML = `<!doctype html>
     </table>
     </div>
   </section>
-  <section class="panel wide">
+  <section class="panel area-ladder">
     <h2>Ladder <span id="ladder-title" class="hint">select a connection above</span></h2>
     <svg id="ladder" class="ladder" viewBox="0 0 760 80" role="img" aria-label="ladder diagram of the selected connection"></svg>
   </section>
-  <section class="panel">
+  <section class="panel area-troubles">
     <h2>Refusals and UDP drops</h2>
     <ul id="troubles" class="log"></ul>
   </section>
-  <section class="panel">
+  <section class="panel area-events">
     <h2>Recent events</h2>
     <ul id="events" class="log"></ul>
   </section>

@@ -80,7 +80,8 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       var x1 = from[0] + out[0], y1 = from[1] + out[1], x2 = to[0] + back[0], y2 = to[1] + back[1];
       svg.appendChild(svgElement('line', { x1: x1, y1: y1, x2: x2, y2: y2 }, 'edge'));
       svg.appendChild(arrowHead(x2, y2, dx, dy, 'head'));
-      var label = svgElement('text', { x: (x1 + x2) / 2 + (dx === 0 ? 6 : 0), y: (y1 + y2) / 2 - 4, 'text-anchor': dx === 0 ? 'start' : 'middle' }, 'edge-label', edge[2]);
+      // Beside the line, on the side it leans away from.
+      var label = svgElement('text', { x: (x1 + x2) / 2 + (dx < 0 ? -6 : 6), y: (y1 + y2) / 2 + 4, 'text-anchor': dx < 0 ? 'end' : 'start' }, 'edge-label', edge[2]);
       svg.appendChild(label);
     });
     Object.keys(PLACES).forEach(function (state) {
@@ -121,7 +122,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     if (row.state !== 'closed' && !row.kernel) return { name: row.state, text: row.state, place: row.state };
     if (!row.kernel) {
       var waited = serverNow() - row.closedAt;
-      return { name: 'CLOSED', text: waited < 3000 ? 'closed; asking the kernel…' : 'closed (kernel not read: sampled out)', place: null };
+      return { name: 'CLOSED', text: waited < 3000 ? 'closed; asking the kernel…' : 'closed (its kernel state was not read)', place: null };
     }
     var k = row.kernel;
     if (k.state === null) return { name: 'CLOSED', text: 'CLOSED: nothing left', place: 'CLOSED_END' };

@@ -142,6 +142,8 @@ export class Dashboard {
     const file = STATIC_FILES[url.pathname];
     if (file !== undefined) return this.sendText(request, response, 200, file.type, file.body);
     if (url.pathname === '/events') return this.openStream(request, response);
+    // Browsers ask for an icon by themselves; there is none, and that is not an error.
+    if (url.pathname === '/favicon.ico') return void response.writeHead(204).end();
     if (url.pathname === '/ladder') {
       const ladder = this.state.ladder(url.searchParams.get('key') ?? '');
       if (ladder === undefined) return this.sendText(request, response, 404, 'text/plain; charset=utf-8', 'no such connection (it may have left the table)\n');

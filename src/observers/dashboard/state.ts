@@ -161,7 +161,8 @@ const pairKey = (client: string, server: string): string => `${client} ${server}
 const COLOUR_SEQUENCES = /\x1b\[[0-9;]*m/g;
 
 export class DashboardState {
-  private readonly services: ServiceJson[] = [];
+  /** The listening sockets, each with the stream (prefix) whose service it is. */
+  private readonly services: { prefix: string; json: ServiceJson }[] = [];
   private readonly rows = new Map<string, Row>();
   /** Every open connection's state, even those no longer in the table: the counts cover all. */
   private readonly openStates = new Map<string, LadderState>();
@@ -276,7 +277,7 @@ export class DashboardState {
   }
 
   private common(full: boolean): Omit<UpdateJson, 'rows' | 'removed' | 'events' | 'troubles' | 'lab'> {
-    return { full, now: this.now(), services: this.services, counts: this.counts(), totals: this.totals, sampling: this.sampling };
+    return { full, now: this.now(), services: this.services.map((s) => s.json), counts: this.counts(), totals: this.totals, sampling: this.sampling };
   }
 
   private now(): number {
@@ -285,7 +286,7 @@ export class DashboardState {
 
   private counts(): Partial<Record<LadderState, number>> {
     const counts: Partial<Record<LadderState, number>> = Object.fromEntries(COUNTED_STATES.map((state) => [state, 0]));
-    counts.LISTEN = this.services.filter((s) => s.transport === 'tcp').length;
+    counts.LISTEN = this.services.filter((s) => s.json.transport === 'tcp').length;
     for (const state of this.openStates.values()) counts[state] = (counts[state] ?? 0) + 1;
     for (const { state } of this.lingering.values()) counts[state] = (counts[state] ?? 0) + 1;
     return counts;
@@ -307,10 +308,10 @@ export class DashboardState {
     this.changed = true;
     switch (event.type) {
       case 'listening':
-        this.services.push({ protocol: event.protocol, transport: event.transport, socket: formatListeningEndpoint(event.local), rfc: event.rfc });
+        this.services.push({ prefix, json: { protocol: event.protocol, transport: event.transport, socket: formatListeningEndpoint(event.local), rfc: event.rfc } });
         return this.log(event, 'service', `${event.protocol}${event.transport === 'udp' ? '/udp' : ''} listening on ${formatListeningEndpoint(event.local)}`);
       case 'handed-over':
-        if (event.role !== 'connected') this.services.push({ protocol: event.protocol, transport: event.transport, socket: formatListeningEndpoint(event.local) });
+        if (event.role !== 'connected') this.services.push({ prefix, json: { protocol: event.protocol, transport: event.transport, socket: formatListeningEndpoint(event.local) } });
         return this.log(event, 'service', `${event.protocol}: serving descriptor ${event.fd} from ${event.by}`);
       case 'accepted':
         return this.onAccepted(event, prefix);
@@ -372,6 +373,8 @@ export class DashboardState {
       case 'draining':
         return this.log(event, 'service', `${event.protocol}: shutting down, waiting for ${event.open} open connection(s)`);
       case 'summary':
+        // The service stopped: its sockets no longer listen (a lab stops its servers as it goes).
+        this.services.splice(0, this.services.length, ...this.services.filter((s) => !(s.prefix === prefix && s.json.protocol === event.protocol && s.json.transport === event.transport)));
         return this.log(event, 'service', `${event.protocol}${event.transport === 'udp' ? '/udp' : ''} stopped`);
       case 'udp-error':
       case 'close-skipped':
@@ -434,11 +437,13 @@ export class DashboardState {
     const key = `${prefix}#${event.conn}`;
     const state = (event.state ?? 'CLOSED') as LadderState;
     if (event.remainingMs !== null && event.remainingMs > 0) this.lingering.set(key, { state, until: event.time + event.remainingMs });
+    // A lab may run a reporter of its own besides ours: the same reading twice is logged once.
+    const repeated = this.rows.get(key)?.json.kernel?.state === event.state;
     this.updateRow(event, prefix, (row) => {
       row.json.state = state;
       row.json.kernel = { state: event.state, remainingMs: event.remainingMs, readAt: event.time, explanation: event.explanation };
     });
-    this.log(event, 'kernel', `${key} kernel: ${event.state ?? 'nothing left'}`);
+    if (!repeated) this.log(event, 'kernel', `${key} kernel: ${event.state ?? 'nothing left'}`);
   }
 
   private updateRow(event: { conn: number }, prefix: string, change: (row: Row) => void): void {
