@@ -198,7 +198,8 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
   const events = new EventStream();
   const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1 });
   // Before any service: a --dashboard port in use stops the start, with nothing bound yet.
-  const dashboard = args.dashboard === undefined ? undefined : await startDashboard(args.dashboard, events, logger);
+  const dashboard = args.dashboard === undefined ? undefined : await Dashboard.start({ listen: args.dashboard });
+  dashboard?.state.follow(events);
   // Kernel states of the connections the log or the page shows: looking up the others would be wasted work.
   const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) || dashboard?.state.shows(closed) === true }) : undefined;
   const ownPorts = new Set<number>();
@@ -212,6 +213,8 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
     await dashboard?.close();
     throw error;
   }
+  // The page's address after the services' (a script waiting for the first `listening` line still gets it first).
+  if (dashboard !== undefined) logger.info({ event: 'dashboard', url: dashboard.url }, `dashboard: ${dashboard.url} (a live, read-only page of the connections and their TCP states)`);
   // A connection handed over alone (inetd's nowait, systemd's Accept=yes) is this process's whole
   // job: when it is closed, the process exits, and the supervisor starts another for the next one.
   const onlyConnections = connections.length > 0 && connections.length === inherited.length;
@@ -219,14 +222,6 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
   await Promise.all(running.map((service) => service.close(args.shutdownTimeout)));
   await kernelStates?.stop();
   await dashboard?.close();
-}
-
-/** --dashboard: the live page, fed by the same event stream as the log; its URL goes to the log. */
-async function startDashboard(listen: { address: string; port: number }, events: EventStream, logger: Logger): Promise<Dashboard> {
-  const dashboard = await Dashboard.start({ listen });
-  dashboard.state.follow(events);
-  logger.info({ event: 'dashboard', url: dashboard.url }, `dashboard: ${dashboard.url} (a live, read-only page of the connections and their TCP states)`);
-  return dashboard;
 }
 
 /** --inetd's socket, or systemd's (read, and removed from the environment, in every case, as sd_listen_fds(3) does). */
