@@ -18,6 +18,8 @@ button[aria-pressed="true"] { background: var(--fg); color: var(--bg); }
 main {
   display: grid; gap: 0.8em; padding: 0.8em;
   grid-template-columns: minmax(16em, 1fr) minmax(0, 2fr);
+  /* The diagram spans two rows on the right: the second (refusals) takes the extra height. */
+  grid-template-rows: auto auto 1fr auto auto;
   grid-template-areas: "lab lab" "services states" "troubles states" "table table" "events ladder";
   align-items: start;
 }

@@ -51,11 +51,11 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     TIME_WAIT: [220, 564], CLOSED_END: [550, 564]
   };
   var EDGES = [
-    ['CLOSED', 'LISTEN', 'listen()'], ['CLOSED', 'SYN_SENT', 'connect(): SYN'],
+    ['CLOSED', 'LISTEN', 'listen()', 'left'], ['CLOSED', 'SYN_SENT', 'connect(): SYN'],
     ['LISTEN', 'SYN_RECV', 'rcv SYN: SYN+ACK'], ['SYN_SENT', 'ESTABLISHED', 'rcv SYN+ACK: ACK'],
     ['SYN_RECV', 'ESTABLISHED', 'rcv ACK'], ['ESTABLISHED', 'FIN_WAIT1', 'close(): FIN'],
     ['ESTABLISHED', 'CLOSE_WAIT', 'rcv FIN: ACK'], ['FIN_WAIT1', 'FIN_WAIT2', 'rcv ACK'],
-    ['FIN_WAIT1', 'CLOSING', 'rcv FIN: ACK'], ['FIN_WAIT2', 'TIME_WAIT', 'rcv FIN: ACK'],
+    ['FIN_WAIT1', 'CLOSING', 'rcv FIN: ACK'], ['FIN_WAIT2', 'TIME_WAIT', 'rcv FIN: ACK', 'left'],
     ['CLOSING', 'TIME_WAIT', 'rcv ACK'], ['CLOSE_WAIT', 'LAST_ACK', 'close(): FIN'],
     ['LAST_ACK', 'CLOSED_END', 'rcv ACK'], ['TIME_WAIT', 'CLOSED_END', '60 s (2MSL)']
   ];
@@ -80,8 +80,12 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       var x1 = from[0] + out[0], y1 = from[1] + out[1], x2 = to[0] + back[0], y2 = to[1] + back[1];
       svg.appendChild(svgElement('line', { x1: x1, y1: y1, x2: x2, y2: y2 }, 'edge'));
       svg.appendChild(arrowHead(x2, y2, dx, dy, 'head'));
-      // Beside the line, on the side it leans away from.
-      var label = svgElement('text', { x: (x1 + x2) / 2 + (dx < 0 ? -6 : 6), y: (y1 + y2) / 2 + 4, 'text-anchor': dx < 0 ? 'end' : 'start' }, 'edge-label', edge[2]);
+      // Beside the line (on the side given, else the side it leans away from), or above a level one.
+      var side = edge[3] || (dy === 0 ? 'above' : dx < 0 ? 'left' : 'right');
+      var midX = (x1 + x2) / 2, midY = (y1 + y2) / 2;
+      var label = side === 'above'
+        ? svgElement('text', { x: midX, y: midY - 6, 'text-anchor': 'middle' }, 'edge-label', edge[2])
+        : svgElement('text', { x: midX + (side === 'left' ? -6 : 6), y: midY + 4, 'text-anchor': side === 'left' ? 'end' : 'start' }, 'edge-label', edge[2]);
       svg.appendChild(label);
     });
     Object.keys(PLACES).forEach(function (state) {
