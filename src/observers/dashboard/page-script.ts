@@ -125,8 +125,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
   function currentState(row) {
     if (row.state !== 'closed' && !row.kernel) return { name: row.state, text: row.state, place: row.state };
     if (!row.kernel) {
-      var waited = serverNow() - row.closedAt;
-      return { name: 'CLOSED', text: waited < 3000 ? 'closed; asking the kernel…' : 'closed (its kernel state was not read)', place: null };
+      return { name: 'CLOSED', text: 'closed; kernel state not read (yet)', place: null };
     }
     var k = row.kernel;
     if (k.state === null) return { name: 'CLOSED', text: 'CLOSED: nothing left', place: 'CLOSED_END' };
