@@ -7,7 +7,6 @@ import { LabError, usageError } from '../errors.js';
 import { findLab, labs } from '../labs/index.js';
 import type { Lab, LabResult } from '../labs/lab.js';
 import { runLab, type RunLabOptions } from '../labs/runner.js';
-import { Dashboard } from '../observers/dashboard/server.js';
 import { watchKernelStates, type KernelStateReporter } from '../observers/kernel-states.js';
 import { DASHBOARD_OPTION } from './arguments.js';
 import { colourMarks, wantsColour, wrapText } from './terminal.js';
@@ -78,6 +77,8 @@ async function lab({ name, list, ladder, pcap, dashboard }: ArgumentsCamelCase<L
  * `lab-server <protocol>` does, so the page shows TIME_WAIT where the lab saw it.
  */
 async function runLabWithDashboard(chosen: Lab, options: RunLabOptions, listen: { address: string; port: number }): Promise<LabResult> {
+  // Loaded only for --dashboard: a lab without it starts no slower.
+  const { Dashboard } = await import('../observers/dashboard/server.js');
   const page = await Dashboard.start({ listen });
   const reporters: KernelStateReporter[] = [];
   say(`dashboard: ${page.url} (this lab, live; read-only)`);

@@ -14,7 +14,7 @@ import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
 import { createServer, DEFAULT_MAX_CONNECTIONS, type LabServer } from '../framework/server.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
-import { Dashboard } from '../observers/dashboard/server.js';
+import type { Dashboard } from '../observers/dashboard/server.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
 import { protocols } from '../protocols/index.js';
@@ -198,8 +198,7 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
   const events = new EventStream();
   const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1 });
   // Before any service: a --dashboard port in use stops the start, with nothing bound yet.
-  const dashboard = args.dashboard === undefined ? undefined : await Dashboard.start({ listen: args.dashboard });
-  dashboard?.state.follow(events);
+  const dashboard = args.dashboard === undefined ? undefined : await startDashboard(args.dashboard, events);
   // Kernel states of the connections the log or the page shows: looking up the others would be wasted work.
   const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) || dashboard?.state.shows(closed) === true }) : undefined;
   const ownPorts = new Set<number>();
@@ -222,6 +221,17 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
   await Promise.all(running.map((service) => service.close(args.shutdownTimeout)));
   await kernelStates?.stop();
   await dashboard?.close();
+}
+
+/**
+ * --dashboard: the page, fed by the same event stream as the log. Its module (node:http, the page
+ * itself) is loaded only then: a server without it starts no slower for its existence.
+ */
+async function startDashboard(listen: { address: string; port: number }, events: EventStream): Promise<Dashboard> {
+  const { Dashboard } = await import('../observers/dashboard/server.js');
+  const dashboard = await Dashboard.start({ listen });
+  dashboard.state.follow(events);
+  return dashboard;
 }
 
 /** --inetd's socket, or systemd's (read, and removed from the environment, in every case, as sd_listen_fds(3) does). */
