@@ -1,5 +1,6 @@
 /** Every benchmark scenario, in the order the runner runs them. Registered by hand: one line each. */
 import { daytimeConnectionRate } from './daytime-connections.js';
+import { daytimeDashboard, echoPingPong100Dashboard } from './dashboard.js';
 import { echoBulk1, echoBulk1Trim, echoBulk50, echoBulk50Trim } from './echo-bulk.js';
 import { echoPingPong1, echoPingPong100 } from './echo-ping-pong.js';
 import { idleConnections, idleRss } from './idle-memory.js';
@@ -15,6 +16,8 @@ export const scenarios: readonly Scenario[] = [
   echoPingPong1,
   echoPingPong100,
   daytimeConnectionRate,
+  echoPingPong100Dashboard,
+  daytimeDashboard,
   idleConnections,
   slowReaderScenario,
   clientStartup,

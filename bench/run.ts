@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { scenarios } from './index.js';
 import { BULK_WARMUP_MS } from './echo-bulk.js';
+import { readDashboard } from './dashboard.js';
 import { buildLoadGenerator } from './native-load.js';
 import { canPin, LOAD_CPU, runLoad, SERVER_CPU, startServer } from './processes.js';
 import { markdownTable, summarise, SUMMARY_COLUMNS, textTable, type ScenarioResult, type SummaryRow } from './report.js';
@@ -112,13 +113,17 @@ async function runOnce(scenario: Scenario, kind: ServerKind, run: number): Promi
   const labServerFlags = [...(scenario.labServerFlags ?? []), ...flags['lab-server-flags'].split(' ').filter((f) => f !== '')];
   const profile = flags['cpu-prof'];
   const nodeFlags = profile !== undefined && kind === 'lab-server' ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-name', `${scenario.name}-${run}.cpuprofile`] : [];
-  const server = await startServer({ kind, protocol: scenario.protocol, labServerFlags, logFile, nodeFlags, ...(scenario.serverEnv && { env: scenario.serverEnv }) });
+  // A scenario that measures a feature compares lab-server with lab-server without it.
+  const [started, flagsOfRun] = kind === 'baseline' && scenario.baseline !== undefined ? (['lab-server', scenario.baseline.labServerFlags] as const) : [kind, labServerFlags];
+  const server = await startServer({ kind: started, protocol: scenario.protocol, labServerFlags: flagsOfRun, logFile, nodeFlags, ...(scenario.serverEnv && { env: scenario.serverEnv }) });
+  const page = scenario.watchDashboard && kind === 'lab-server' ? await readDashboard(logFile) : undefined;
   try {
     const warmupMs = flags.quick ? mode.warmupMs : Math.max(mode.warmupMs, scenario.warmupMs ?? 0);
     const ctx: LoadContext = { kind, port: server.port, serverPid: server.pid, warmupMs, durationMs };
     const limit = scenario.timed ? warmupMs + durationMs + 30_000 : 120_000;
     return await runLoad(scenario.name, ctx, limit);
   } finally {
+    if (page !== undefined) progress(`    (the page read ${(page.stop() / 1e3).toFixed(0)} kB of updates)`);
     await server.stop();
     if (!flags['keep-logs'] && kind === 'lab-server') {
       progress(`    (lab-server wrote ${(statSync(logFile).size / 1e6).toFixed(1)} MB of log)`);

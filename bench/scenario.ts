@@ -54,6 +54,13 @@ export interface Scenario {
    * of more clients, which all come from 127.0.0.1.
    */
   labServerFlags?: readonly string[];
+  /**
+   * Measure a feature's cost instead: the ratio's other side is lab-server itself, run with these
+   * flags, rather than the bare baseline server.
+   */
+  baseline?: { labServerFlags: readonly string[] };
+  /** Keep a page reading lab-server's --dashboard event stream during the load, as a projected page would. */
+  watchDashboard?: boolean;
   /** Environment variables for both servers alike (say, malloc tunables): a controlled condition, not a flag. */
   serverEnv?: Readonly<Record<string, string>>;
   metric: { name: string; unit: string };

@@ -50,7 +50,7 @@ export const ERROR_CODES = {
   ERR_INVALID_DURATION: { exitCode: ExitCode.usage, meaning: 'a number of seconds not written as plain decimal digits (30, 0.5), or over 2147483 (what Node timers can count)' },
   ERR_INVALID_NUMBER: { exitCode: ExitCode.usage, meaning: 'a count that is not a whole number in range' },
   ERR_INVALID_CLOSE: { exitCode: ExitCode.usage, meaning: '--close other than fin or rst' },
-  ERR_INVALID_ADDRESS: { exitCode: ExitCode.usage, meaning: '--metrics: not a port, an IP address and port, or [IPv6]:port' },
+  ERR_INVALID_ADDRESS: { exitCode: ExitCode.usage, meaning: '--metrics, --dashboard: not a port, an IP address and port, or [IPv6]:port' },
   ERR_INVALID_CIDR: { exitCode: ExitCode.usage, meaning: '--allow/--deny: not an IP address or subnet' },
   ERR_QUOTES_FILE: { exitCode: ExitCode.usage, meaning: 'qotd --quotes: not a regular file of at most 1 MiB, cannot be read, or breaks RFC 865' },
   ERR_INVALID_HOST: { exitCode: ExitCode.usage, meaning: 'a host that cannot be an address or name: lab-client [::1, lab-server --host \'\'' },

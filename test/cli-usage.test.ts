@@ -115,7 +115,7 @@ test('--help shows numbers as numbers, and the main options first', async () => 
   assert.match(echo, /--max-connections[^\n]*\n?[^\n]*\[number\] \[default: 1024\]/);
   assert.doesNotMatch(echo, /\[default: "5000"\]/);
   const groups = [...echo.matchAll(/^(\w[\w ]*):$/gm)].map((m) => m[1]);
-  assert.deepEqual(groups, ['Options', 'Logging', 'Limits', 'Access']);
+  assert.deepEqual(groups, ['Options', 'Logging', 'Metrics and dashboard', 'Limits', 'Access']);
   assert.ok(echo.indexOf('--port') < echo.indexOf('--log-format'), 'the port comes before the logging options');
   const daytime = await help(LAB_SERVER, ['daytime']);
   assert.match(daytime, /^Close behaviour:$/m);

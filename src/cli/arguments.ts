@@ -183,7 +183,7 @@ export function parseTarget({ host, portArgument, portOption, defaultPort }: Tar
   return { host: name, port: first?.port ?? defaultPort };
 }
 
-/** Where a side server listens (--metrics): `PORT` (on 127.0.0.1), `ADDR:PORT`, or `[IPv6]:PORT`. */
+/** Where a side server listens (--metrics, --dashboard): `PORT` (on 127.0.0.1), `ADDR:PORT`, or `[IPv6]:PORT`. */
 export interface ListenAddress {
   host: string;
   port: number;
@@ -196,8 +196,29 @@ export function listenAddressOption(flag: string): (value: unknown) => ListenAdd
     const match = /^(?:(?:\[([^\]]+)\]|([^:[\]]+)):)?(\d{1,5})$/.exec(text);
     const host = match?.[1] ?? match?.[2] ?? '127.0.0.1';
     if (match === null || net.isIP(host) === 0 || Number(match[3]) > HIGHEST_PORT) {
-      throw usageError('ERR_INVALID_ADDRESS', `invalid --${flag} ${JSON.stringify(text)}: give a port (9913, on 127.0.0.1 only), or an IP address and port (0.0.0.0:9913, [::1]:9913)`);
+      throw usageError('ERR_INVALID_ADDRESS', `invalid --${flag} ${JSON.stringify(text)}: give a port (on 127.0.0.1 only), or an IP address and port (0.0.0.0:PORT, [::1]:PORT)`);
     }
     return { host, port: Number(match[3]) };
   };
 }
+
+/** Where --dashboard listens when given no value: loopback, so that only this machine sees the page. */
+export const DEFAULT_DASHBOARD = { address: '127.0.0.1', port: 8080 } as const;
+
+/**
+ * --dashboard's value: nothing (DEFAULT_DASHBOARD), `ADDR:PORT`, `[IPv6]:PORT`, or a port alone
+ * (on 127.0.0.1). Port 0 lets the kernel choose; the URL is logged either way.
+ */
+export function parseDashboardAddress(value: unknown): { address: string; port: number } {
+  if (String(value) === '') return { ...DEFAULT_DASHBOARD };
+  const { host, port } = listenAddressOption('dashboard')(value);
+  return { address: host, port };
+}
+
+/** --dashboard, for every command that can show the page: an optional value, checked by parseDashboardAddress. */
+export const DASHBOARD_OPTION = {
+  type: 'string',
+  coerce: parseDashboardAddress,
+  defaultDescription: 'off; without a value 127.0.0.1:8080',
+  describe: 'Also serve a live, read-only web page of the connections, their TCP states and ladders at ADDRESS:PORT (127.0.0.1:8080 if none given; port 0 picks a free one; the URL is logged)',
+} as const;

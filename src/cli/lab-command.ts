@@ -13,7 +13,9 @@ import { findLab, labs } from '../labs/index.js';
 import type { LabResult } from '../labs/lab.js';
 import { answersFromLines, readAnswersFile, type LineInput } from '../labs/quiz.js';
 import { narrationLines, runDocument, type LabRecord } from '../labs/records.js';
-import { interruption, runLab } from '../labs/runner.js';
+import { interruption, runLab, type RunLabOptions } from '../labs/runner.js';
+import { watchKernelStates, type KernelStateReporter } from '../observers/kernel-states.js';
+import { DASHBOARD_OPTION } from './arguments.js';
 import { colourMarks, wantsColour, wrapText } from './terminal.js';
 import { closest } from './suggest.js';
 
@@ -46,6 +48,10 @@ function builder(y: Argv) {
         default: false,
         describe: 'Print the whole run as one JSON document on stdout (records, observations, quiz score, verdict) instead of the narration',
       },
+      dashboard: {
+        ...DASHBOARD_OPTION,
+        describe: "Also show the lab live in a browser: its steps, predictions, kernel readings, connections and ladders, at ADDRESS:PORT (127.0.0.1:8080 if none given); the page stays up after the lab until Ctrl-C",
+      },
     })
     .check(({ answers, quiz }) => {
       if (answers !== undefined && !quiz) throw usageError('ERR_USAGE', '--answers goes with --quiz: lab-server lab NAME --quiz --answers FILE');
@@ -55,6 +61,7 @@ function builder(y: Argv) {
     .example('$0 lab rst --pcap rst.pcap', 'also save the packets, for Wireshark')
     .example('$0 lab time-wait --quiz', 'predict each state before the kernel shows it')
     .example('$0 lab time-wait --quiz --answers a.txt --json', "grade a student's answers")
+    .example('$0 lab time-wait --dashboard', 'watch it in the browser, at http://127.0.0.1:8080/')
     .strict();
 }
 
@@ -147,11 +154,14 @@ async function lab(args: ArgumentsCamelCase<LabArguments>): Promise<void> {
     process.once('SIGINT', () => process.exit(ExitCode.interrupted));
   };
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  // With --json, stdout holds the document alone: the page's lines go where the narration goes, or to stderr.
+  const page = args.dashboard === undefined ? undefined : await openLabPage(args.dashboard, screen?.line ?? ((line) => void process.stderr.write(`${line}\n`)));
   const records = new Queue<LabRecord>();
   const running: Promise<{ result?: LabResult; error?: unknown }> = runLab(chosen, {
     onRecord: records.push,
     signal: stop.signal,
     ...(wantsPackets ? { ladder: { ...drawing, pcapPath: pcap } } : {}),
+    ...page?.hooks,
   }).then(
     (result) => ({ result }),
     (error: unknown) => ({ error }),
@@ -163,7 +173,10 @@ async function lab(args: ArgumentsCamelCase<LabArguments>): Promise<void> {
   try {
     for await (const record of inClass(records, modes)) {
       shown.push(record);
-      if (screen !== undefined) for (const line of narrationLines(record)) screen.line(line);
+      for (const line of narrationLines(record)) {
+        screen?.line(line);
+        page?.show(line);
+      }
     }
   } catch (error) {
     // Interrupted while waiting for Enter or an answer: the lab itself may still be stopping.
@@ -177,11 +190,62 @@ async function lab(args: ArgumentsCamelCase<LabArguments>): Promise<void> {
     if (stopped instanceof LabError && !shown.some((r) => r.type === 'error')) shown.push({ type: 'error', code: stopped.code, message: stopped.message });
     say(JSON.stringify(runDocument(shown), null, 2));
   }
+  await page?.keepOpen(stopped === undefined);
   if (failure !== undefined) throw failure;
   if (result!.skipped !== undefined) throw new LabError('ERR_LAB_NEEDS_PRIVILEGES', `lab ${chosen.name} needs ${result!.skipped}`);
   if (!result!.passed) {
     throw new LabError('ERR_LAB_FAILED', `lab ${chosen.name}: the kernel disagreed with the textbook (${json ? 'see .verdict.disagreed' : 'see the ✗ lines above'})`);
   }
+}
+
+/**
+ * --dashboard: the same run, with the narration and each lab server's events also on the page.
+ * The lab's servers close with the lab; their kernel states are read after each close, as
+ * `lab-server <protocol>` does, so the page shows TIME_WAIT where the lab saw it. At the end the
+ * page stays up until Ctrl-C (not after an interrupted lab: the user wants out).
+ */
+async function openLabPage(listen: { address: string; port: number }, tell: (line: string) => void): Promise<{
+  hooks: Pick<RunLabOptions, 'onServer' | 'onCaptured'>;
+  show(line: string): void;
+  keepOpen(ended: boolean): Promise<void>;
+}> {
+  // Loaded only for --dashboard: a lab without it starts no slower.
+  const { Dashboard } = await import('../observers/dashboard/server.js');
+  const page = await Dashboard.start({ listen });
+  const reporters: KernelStateReporter[] = [];
+  tell(`dashboard: ${page.url} (this lab, live; read-only)`);
+  return {
+    hooks: {
+      onServer: (events) => {
+        page.state.follow(events);
+        const reporter = watchKernelStates(events);
+        if (reporter !== undefined) reporters.push(reporter);
+      },
+      onCaptured: (connection) => page.state.addCaptured(connection),
+    },
+    show: (line) => page.state.addLabLine(line),
+    async keepOpen(ended) {
+      await Promise.all(reporters.map((reporter) => reporter.stop()));
+      if (ended) {
+        tell(`the lab is over; its page stays at ${page.url} until Ctrl-C`);
+        await interrupted();
+      }
+      await page.close();
+    },
+  };
+}
+
+/** Resolves on Ctrl-C (SIGINT) or SIGTERM. */
+function interrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
 }
 
 export const labCommand: CommandModule<object, LabArguments> = {

@@ -16,12 +16,13 @@ import type { Protocol } from '../framework/protocol.js';
 import { PROXY_VERSIONS } from '../framework/proxy-protocol.js';
 import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type LabServer } from '../framework/server.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
+import type { Dashboard } from '../observers/dashboard/server.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
 import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/log.js';
 import { MetricsObserver } from '../observers/metrics.js';
 import { serveMetrics } from '../observers/metrics-endpoint.js';
 import { protocols } from '../protocols/index.js';
-import { countOption, HIGHEST_PORT, hostOption, listenAddressOption, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
+import { countOption, DASHBOARD_OPTION, HIGHEST_PORT, hostOption, listenAddressOption, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogSink } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
@@ -72,6 +73,7 @@ function commonOptions(y: Argv) {
         describe: 'Log at most this many connections a second in full (after a burst of twice as many); the rest are served and counted; 0 logs every one',
       },
       resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
+      dashboard: DASHBOARD_OPTION,
       iterative: { type: 'boolean', default: false, describe: "Serve one connection at a time, like the tutorial's Perl server; later clients connect but wait" },
       'max-connections': {
         ...NUMBER_VALUE, default: DEFAULT_MAX_CONNECTIONS, coerce: positiveIntegerOption('max-connections'),
@@ -149,7 +151,8 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
   y.group([...main, 'host', 'udp', 'udp-only', 'iterative', 'help', 'version'], 'Options:');
   if (closes) y.group(['close', 'close-delay'], 'Close behaviour:');
   return y
-    .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve', 'metrics'], 'Logging and metrics:')
+    .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
+    .group(['metrics', 'dashboard'], 'Metrics and dashboard:')
     .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'evict-stalled-after', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
     .group(['proxy-protocol', 'proxy-from', 'proxy-timeout'], 'Behind a proxy (docs/guides/scaling.md):')
@@ -240,14 +243,15 @@ async function serveUntilStopped(services: Service[], args: CommonArguments & { 
   // One event stream for every service; each observer subscribes to it once.
   const events = new EventStream();
   const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1, droppedLines: sink.droppedLines });
-  // Kernel states of the connections the log shows: looking up the others would be wasted work.
-  const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) }) : undefined;
-  // --metrics listens first: a port in use stops the start before any service opens.
+  // --metrics and --dashboard listen first: a port in use stops the start before any service opens.
   const metrics = args.metrics === undefined ? undefined : await serveMetrics(new MetricsObserver(events), args.metrics);
   if (metrics !== undefined) {
     const url = `http://${formatEndpoint(metrics.local)}/metrics`;
     logger.info({ event: 'metrics', url }, `metrics for Prometheus at ${url}`);
   }
+  const dashboard = args.dashboard === undefined ? undefined : await startDashboard(args.dashboard, events);
+  // Kernel states of the connections the log or the page shows: looking up the others would be wasted work.
+  const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) || dashboard?.state.shows(closed) === true }) : undefined;
   const ownPorts = new Set<number>();
   const running: RunningService[] = [];
   const connections: Promise<void>[] = [];
@@ -257,8 +261,11 @@ async function serveUntilStopped(services: Service[], args: CommonArguments & { 
   } catch (error) {
     await Promise.all(running.map((service) => service.close(0)));
     await metrics?.close();
+    await dashboard?.close();
     throw error;
   }
+  // The page's address after the services' (a script waiting for the first `listening` line still gets it first).
+  if (dashboard !== undefined) logger.info({ event: 'dashboard', url: dashboard.url }, `dashboard: ${dashboard.url} (a live, read-only page of the connections and their TCP states)`);
   // A connection handed over alone (inetd's nowait, systemd's Accept=yes) is this process's whole
   // job: when it is closed, the process exits, and the supervisor starts another for the next one.
   const onlyConnections = connections.length > 0 && connections.length === inherited.length;
@@ -266,6 +273,18 @@ async function serveUntilStopped(services: Service[], args: CommonArguments & { 
   await Promise.all(running.map((service) => service.close(args.shutdownTimeout)));
   await kernelStates?.stop();
   await metrics?.close();
+  await dashboard?.close();
+}
+
+/**
+ * --dashboard: the page, fed by the same event stream as the log. Its module (node:http, the page
+ * itself) is loaded only then: a server without it starts no slower for its existence.
+ */
+async function startDashboard(listen: { address: string; port: number }, events: EventStream): Promise<Dashboard> {
+  const { Dashboard } = await import('../observers/dashboard/server.js');
+  const dashboard = await Dashboard.start({ listen });
+  dashboard.state.follow(events);
+  return dashboard;
 }
 
 /** --inetd's socket, or systemd's (read, and removed from the environment, in every case, as sd_listen_fds(3) does). */

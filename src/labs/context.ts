@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { LabError } from '../errors.js';
 import { EventRecorder } from '../framework/event-recorder.js';
-import type { EventOf, EventType } from '../framework/events.js';
+import type { EventOf, EventStream, EventType } from '../framework/events.js';
 import { createServer, type LabServer, type ServerOptions } from '../framework/server.js';
 import type { TcpSocketEntry } from '../tcp-states/parse.js';
 import { readTcpSockets } from '../tcp-states/read.js';
@@ -115,6 +115,8 @@ export class LabContext {
     private readonly emit: RecordSink,
     /** The lab's packet capture, when the ladder is wanted (see packets.ts). */
     private readonly packets?: LabPackets,
+    /** Told of each server's event stream as it starts: observers such as --dashboard follow them. */
+    private readonly onServer?: (events: EventStream) => void,
   ) {}
 
   /** Starts the next numbered step. */
@@ -149,6 +151,7 @@ export class LabContext {
   async startServer({ port = 0, ...options }: LabServerOptions): Promise<StartedServer> {
     const server = createServer(options);
     const events = new EventRecorder(server.events.stream);
+    this.onServer?.(server.events.stream);
     this.defer(() => events.stop());
     await server.listen({ host: LAB_HOST, port });
     this.packets?.watch(server.address().port, events);

@@ -109,6 +109,11 @@ export class LabPackets {
     this.unclaimedBytes = this.unclaimed.reduce((bytes, packet) => bytes + packet.record.data.length, 0);
   }
 
+  /** Calls `listener` with each of the lab's connections the capture sees end. */
+  onFinished(listener: (connection: Connection) => void): void {
+    this.finishedConnections.on('finished', listener);
+  }
+
   /** A kernel reading of one end, to check against the ladder. */
   recordReading(reading: PairReading): void {
     this.readings.push(reading);

@@ -4,7 +4,9 @@
  * `write` gets them as the narration's lines, `onRecord` as they are, for --json, the class
  * modes and anything else that shows a run.
  */
+import type { Connection } from '../capture/connection-tracker.js';
 import { LabError } from '../errors.js';
+import type { EventStream } from '../framework/events.js';
 import { readTcpSockets } from '../tcp-states/read.js';
 import { LabContext } from './context.js';
 import type { Lab, LabResult } from './lab.js';
@@ -20,9 +22,13 @@ export interface RunLabOptions {
   ladder?: PacketOptions & { pcapPath?: string };
   /** Aborting it stops the lab at once (Ctrl-C): its cleanups run, and runLab rejects with ERR_LAB_INTERRUPTED. */
   signal?: AbortSignal;
+  /** Told of each server's event stream as the lab starts it (for --dashboard). */
+  onServer?: (events: EventStream) => void;
+  /** Told of each of the lab's connections the capture saw end (for --dashboard's ladders). */
+  onCaptured?: (connection: Connection) => void;
 }
 
-export async function runLab(lab: Lab, { write, onRecord, ladder, signal }: RunLabOptions): Promise<LabResult> {
+export async function runLab(lab: Lab, { write, onRecord, ladder, signal, onServer, onCaptured }: RunLabOptions): Promise<LabResult> {
   const emit: RecordSink = (record) => {
     onRecord?.(record);
     if (write !== undefined) for (const line of narrationLines(record)) write(line);
@@ -34,7 +40,8 @@ export async function runLab(lab: Lab, { write, onRecord, ladder, signal }: RunL
   if (missing !== undefined) return { name: lab.name, passed: false, skipped: missing, observations: [] };
   const packets = ladder === undefined || lab.noLadder !== undefined ? undefined : await LabPackets.start(ladder.pcapPath);
   emit({ type: 'lab', name: lab.name, summary: lab.summary, concept: lab.concept });
-  const ctx = new LabContext(emit, packets);
+  if (onCaptured !== undefined) packets?.onFinished(onCaptured);
+  const ctx = new LabContext(emit, packets, onServer);
   let failure: unknown;
   try {
     await untilAborted(lab.run(ctx), signal);
