@@ -67,12 +67,10 @@ function omittedNote({ omitted }: StateTable, limit: number): string | undefined
 function render(table: StateTable, { port, json, watch, limit }: StatesArguments): string {
   const note = omittedNote(table, limit);
   if (json) {
-    // One JSON document stays one: the note goes to stderr, or into the --watch line's object.
-    if (!watch) {
-      if (note !== undefined) process.stderr.write(`lab-server states: ${note}\n`);
-      return JSON.stringify(table.rows, null, 2);
-    }
-    return JSON.stringify({ time: new Date().toISOString(), sockets: table.rows, total: table.total, omitted: table.omitted });
+    // One JSON document stays one: what the limit left out is in each --watch line's object, or on stderr.
+    if (watch) return JSON.stringify({ time: new Date().toISOString(), sockets: table.rows, total: table.total, omitted: table.omitted });
+    if (note !== undefined) process.stderr.write(`lab-server states: ${note}\n`);
+    return JSON.stringify(table.rows, null, 2);
   }
   const text = formatStateTable(table.rows, port === undefined ? {} : { port }) + (note === undefined ? '' : `\n${note}`);
   if (!watch) return text;
