@@ -8,6 +8,7 @@ import { once, type EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import { formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { LabError } from '../errors.js';
+import { escapeMessage } from '../framework/escape.js';
 import { EventRecorder } from '../framework/event-recorder.js';
 import type { EventOf, EventType } from '../framework/events.js';
 import { createServer, type LabServer, type ServerOptions } from '../framework/server.js';
@@ -106,12 +107,12 @@ export class LabContext {
   step(text: string): void {
     this.stepNumber += 1;
     this.write('');
-    this.write(`${this.stepNumber}. ${text}`);
+    this.write(`${this.stepNumber}. ${escapeMessage(text)}`);
   }
 
-  /** A note under the current step. */
+  /** A note under the current step; it may quote what a client or a helper program printed, hence escaped. */
   say(text: string): void {
-    this.write(`   ${text}`);
+    this.write(`   ${escapeMessage(text)}`);
   }
 
   /** Runs `cleanup` when the lab ends, pass or fail; the last registered runs first. */
