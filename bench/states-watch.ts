@@ -2,14 +2,14 @@
  * `lab-server states` on a crowded table: many TIME_WAIT sockets on one port, as any client can
  * leave behind on a daytime server (the server closes first, so each connection leaves one).
  * It measures one `states --port P` (wall time, exit status) and a `states --port P --watch` for a
- * few seconds (CPU per second, peak RSS, bytes printed), then the same without --port.
+ * few seconds (CPU time per refresh, peak RSS, bytes printed).
  *
  * Not a scenario of `npm run bench`, which compares a server with a baseline one. Run it alone:
  *
  *     node dist/bench/states-watch.js [--sockets N] [--seconds S] [--cli PATH]
  *
- * `--cli` runs another build's `dist/src/cli/lab-server.js`, to compare before and after on the same
- * sockets. The sockets live in the kernel for 60 s after the last close (TIME_WAIT): the whole
+ * `--cli` runs another build's `dist/src/cli/lab-server.js`; given twice, both run, one after the
+ * other, to compare before and after on the same sockets. The sockets live in the kernel for 60 s after the last close (TIME_WAIT): the whole
  * measurement must fit in that, so the loop that makes them is bounded in count and in time.
  */
 import { spawn } from 'node:child_process';
@@ -34,7 +34,7 @@ const SETUP_LIMIT_MS = 25_000;
 const DEFAULT_CLI = fileURLToPath(new URL('../src/cli/lab-server.js', import.meta.url));
 
 const { values: options } = parseArgs({
-  options: { sockets: { type: 'string', default: '30000' }, seconds: { type: 'string', default: '5' }, cli: { type: 'string', default: DEFAULT_CLI } },
+  options: { sockets: { type: 'string', default: '30000' }, seconds: { type: 'string', default: '5' }, cli: { type: 'string', multiple: true, default: [DEFAULT_CLI] } },
 });
 const wanted = Number(options.sockets);
 const seconds = Number(options.seconds);
@@ -70,9 +70,9 @@ async function makeTimeWaits(count: number): Promise<{ port: number; made: numbe
 const peakRssMiB = (pid: number): number => Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 
 /** One `states` run to completion: exit status, wall time, bytes printed. */
-async function runOnce(args: string[]): Promise<{ status: number | null; ms: number; bytes: number; stderr: string }> {
+async function runOnce(cli: string, args: string[]): Promise<{ status: number | null; ms: number; bytes: number; stderr: string }> {
   const start = performance.now();
-  const child = spawn(process.execPath, [options.cli, 'states', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'states', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let bytes = 0;
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length));
@@ -81,32 +81,41 @@ async function runOnce(args: string[]): Promise<{ status: number | null; ms: num
   return { status, ms: performance.now() - start, bytes, stderr: stderr.trim().split('\n')[0] ?? '' };
 }
 
-/** `states --watch` for `seconds` after its first table: CPU per second of watching, peak RSS, bytes a refresh. */
-async function watch(args: string[]): Promise<{ cpuPercent: number; peakMiB: number; refreshes: number; bytesPerRefresh: number }> {
-  const child = spawn(process.execPath, [options.cli, 'states', '--watch', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * `states --watch` for `seconds` after its first table: CPU time per refresh (CPU per second would
+ * depend on how long the refreshes wait for a CPU on a busy machine), peak RSS, bytes per refresh.
+ */
+async function watch(cli: string, args: string[]): Promise<{ cpuMsPerRefresh: number; peakMiB: number; refreshes: number; bytesPerRefresh: number }> {
+  const child = spawn(process.execPath, [cli, 'states', '--watch', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let bytes = 0;
-  child.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  let refreshes = 0;
+  // Into a pipe, each refresh starts with a line `--- <time>  TCP sockets ...`.
+  child.stdout.setEncoding('latin1').on('data', (text: string) => {
+    bytes += text.length;
+    refreshes += text.match(/^--- \d/gm)?.length ?? 0;
+  });
   await once(child.stdout, 'data', { signal: AbortSignal.timeout(60_000) });
   const cpu = new CpuWindow(child.pid!);
   cpu.begin();
-  const bytesAtStart = bytes;
+  const [bytesAtStart, refreshesAtStart] = [bytes, refreshes];
   await sleep(seconds * 1000);
-  const { serverCpuMs, windowMs } = cpu.end();
+  const { serverCpuMs } = cpu.end();
   const peakMiB = peakRssMiB(child.pid!);
-  const refreshes = Math.round(windowMs / 1000);
+  const counted = Math.max(refreshes - refreshesAtStart, 1);
   child.kill('SIGTERM');
   await once(child, 'close');
-  return { cpuPercent: (100 * serverCpuMs) / windowMs, peakMiB, refreshes, bytesPerRefresh: Math.round((bytes - bytesAtStart) / Math.max(refreshes, 1)) };
+  return { cpuMsPerRefresh: serverCpuMs / counted, peakMiB, refreshes: counted, bytesPerRefresh: Math.round((bytes - bytesAtStart) / counted) };
 }
 
 const { port, made, ms } = await makeTimeWaits(wanted);
 console.log(`made ${made} TIME_WAIT sockets on 127.0.0.1:${port} in ${(ms / 1000).toFixed(1)} s; the kernel holds ${timeWaitCount()} in TIME_WAIT`);
-console.log(`cli: ${options.cli}`);
-for (const args of [['--port', String(port)], []]) {
-  const what = args.length === 0 ? 'states (every socket)' : `states --port ${port}`;
-  const single = await runOnce(args);
-  console.log(`${what}: exit ${single.status}, ${single.ms.toFixed(0)} ms, ${single.bytes} bytes${single.stderr === '' ? '' : `; stderr: ${single.stderr}`}`);
-  const watched = await watch(args);
-  console.log(`${what} --watch: ${watched.cpuPercent.toFixed(0)} % of a CPU over ${seconds} s, peak RSS ${watched.peakMiB.toFixed(0)} MiB, ${watched.bytesPerRefresh} bytes a refresh`);
+for (const cli of options.cli) {
+  const single = await runOnce(cli, ['--port', String(port)]);
+  console.log(`${cli}\n  states --port ${port}: exit ${single.status}, ${single.ms.toFixed(0)} ms, ${single.bytes} bytes${single.stderr === '' ? '' : `; stderr: ${single.stderr}`}`);
+  const watched = await watch(cli, ['--port', String(port)]);
+  console.log(
+    `  states --port ${port} --watch: ${watched.refreshes} refreshes in ${seconds} s, ${watched.cpuMsPerRefresh.toFixed(0)} ms of CPU each, ` +
+      `peak RSS ${watched.peakMiB.toFixed(0)} MiB, ${watched.bytesPerRefresh} bytes each`,
+  );
 }
 console.log(`still in TIME_WAIT at the end: ${timeWaitCount()}`);
