@@ -97,6 +97,20 @@ test('echo client: an echo that differs from the input exits 65', async (t) => {
   assertOneLineError(result, ExitCode.dataError, /^lab-client: the echo differs from what was sent at byte 0$/);
 });
 
+test('echo client: what a server sends instead of the echo (a terminal escape) is not printed, only what matched', async (t) => {
+  const liar = createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('data', (chunk: Buffer) => socket.write(Buffer.concat([chunk.subarray(0, 2), Buffer.from('\x1b]0;pwned\x07')])));
+    socket.on('end', () => socket.end());
+  });
+  liar.listen(0, '127.0.0.1');
+  t.after(() => liar.close());
+  await new Promise((resolve) => liar.once('listening', resolve));
+  const { port } = liar.address() as { port: number };
+  const result = await run(LAB_CLIENT, ['echo', '127.0.0.1', '--port', String(port)], { input: 'abc\n' });
+  assertOneLineError(result, ExitCode.dataError, /^lab-client: the echo differs from what was sent at byte 2$/);
+  assert.equal(result.stdout, 'ab');
+});
+
 test('graceful shutdown: open connections get the deadline, then are closed; exit 0', async () => {
   const server = await startServerProcess(['echo', '--shutdown-timeout', '0.2']);
   const idle = await connect(server.port);
