@@ -6,6 +6,7 @@
  * table of them: code → exit status → what it means. The CLI prints a LabError's `message` as one
  * line, with no stack trace: these are not bugs.
  */
+import { escapeMessage } from './framework/escape.js';
 
 /** Exit statuses, from sysexits(3). */
 export const ExitCode = {
@@ -102,7 +103,9 @@ export class LabError extends Error {
     readonly code: ErrorCode,
     message: string,
   ) {
-    super(message);
+    // A message often quotes what the user typed or named (argv, a path, a host): escaped here,
+    // once for every place a LabError is shown, so that `--quotes $'\e]0;title\a'` cannot retitle the terminal.
+    super(escapeMessage(message));
     this.exitCode = ERROR_CODES[code].exitCode;
   }
 }

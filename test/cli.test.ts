@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { protocols } from '../src/protocols/index.js';
 import { assertOneLineError, LAB_CLIENT, LAB_SERVER, run, startServerProcess } from './helpers/cli.js';
@@ -84,17 +84,28 @@ test('echo: a reader slower than the server still gets every byte; the client fl
   await server.stop();
 });
 
-test('echo client: an echo that differs from the input exits 65', async (t) => {
+/** Runs `lab-client echo` with input "abc\n" against a server that answers each chunk with `answer(chunk)`. */
+async function echoAgainstLiar(t: TestContext, answer: (chunk: Buffer) => Buffer | string) {
   const liar = createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('data', (chunk: Buffer) => socket.write(chunk.toString().toUpperCase()));
+    socket.on('data', (chunk: Buffer) => socket.write(answer(chunk)));
     socket.on('end', () => socket.end());
   });
   liar.listen(0, '127.0.0.1');
   t.after(() => liar.close());
-  await new Promise((resolve) => liar.once('listening', resolve));
+  await once(liar, 'listening');
   const { port } = liar.address() as { port: number };
-  const result = await run(LAB_CLIENT, ['echo', '127.0.0.1', '--port', String(port)], { input: 'abc\n' });
+  return run(LAB_CLIENT, ['echo', '127.0.0.1', '--port', String(port)], { input: 'abc\n' });
+}
+
+test('echo client: an echo that differs from the input exits 65', async (t) => {
+  const result = await echoAgainstLiar(t, (chunk) => chunk.toString().toUpperCase());
   assertOneLineError(result, ExitCode.dataError, /^lab-client: the echo differs from what was sent at byte 0$/);
+});
+
+test('echo client: what a server sends instead of the echo (a terminal escape) is not printed, only what matched', async (t) => {
+  const result = await echoAgainstLiar(t, (chunk) => Buffer.concat([chunk.subarray(0, 2), Buffer.from('\x1b]0;pwned\x07')]));
+  assertOneLineError(result, ExitCode.dataError, /^lab-client: the echo differs from what was sent at byte 2$/);
+  assert.equal(result.stdout, 'ab');
 });
 
 test('graceful shutdown: open connections get the deadline, then are closed; exit 0', async () => {

@@ -57,6 +57,32 @@ test('lab-server states --port N: a table, or a plain line when nothing is there
   if (!after.stdout.startsWith('State')) assert.equal(after.stdout, `no TCP sockets on port ${port}\n`);
 });
 
+test('lab-server states --limit N: N sockets listed, the others counted by state on one more line', { skip: linuxOnly }, async () => {
+  // A server that closes first, like daytime: each connection leaves the server's end in TIME_WAIT.
+  const server = net.createServer((socket) => socket.end());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  const CLIENTS = 12;
+  try {
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        const client = net.connect(port, '127.0.0.1').resume();
+        await once(client, 'close');
+      }),
+    );
+    const { code, stdout, stderr } = await run(LAB_SERVER, ['states', '--port', String(port), '--limit', '5']);
+    assert.equal(code, 0, stderr);
+    const lines = stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 1 + 5 + 1, stdout);
+    assert.match(lines[1]!, /^LISTEN /);
+    const more = /^(\d+) more sockets not listed \(--limit 5\): .*\bTIME_WAIT\b/.exec(lines.at(-1)!);
+    assert.ok(more !== null && Number(more[1]) >= CLIENTS - 4, lines.at(-1));
+  } finally {
+    server.close();
+  }
+});
+
 test('lab-server lab --list: one line per lab, name first', async () => {
   const { code, stdout } = await run(LAB_SERVER, ['lab', '--list']);
   assert.equal(code, 0);

@@ -156,7 +156,7 @@ async function echo(args: ClientArguments): Promise<void> {
   if (args.udp) {
     const sent = await readInput(MAX_REPLY_BYTES);
     const reply = await askUdp(args, 'echo', sent);
-    process.stdout.write(reply);
+    printReply(reply);
     if (!reply.equals(sent)) throw new LabError('ERR_ECHO_MISMATCH', `the echoed datagram differs from the one sent`);
     return;
   }

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ExitCode, LabError, usageError } from '../errors.js';
+import { escapeLines } from '../framework/escape.js';
 import { closest } from './suggest.js';
 
 /** This package's version, for --version (from package.json, three levels above dist/src/cli/). */
@@ -54,7 +55,8 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
 
 function reportInternalError(program: string, error: unknown): void {
   const detail = error instanceof Error ? error.stack ?? error.message : String(error);
-  process.stderr.write(`${program}: internal error (please report it): ${detail}\n`);
+  // The error's message may quote input: escaped, but a stack keeps its one frame a line.
+  process.stderr.write(`${program}: internal error (please report it): ${escapeLines(detail)}\n`);
 }
 
 /** The part of yargs' internals that skipHelpRendering reaches (not in its published types). */

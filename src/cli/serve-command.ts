@@ -9,7 +9,7 @@ import { LabError, usageError } from '../errors.js';
 import { AccessControl } from '../framework/access-control.js';
 import { DatagramServer, DEFAULT_DATAGRAM_BUDGET, DEFAULT_SERVICE_REPLY_BUDGET } from '../framework/datagram-server.js';
 import { formatEndpoint } from '../framework/endpoint.js';
-import { escapeText } from '../framework/escape.js';
+import { escapeText, quoted } from '../framework/escape.js';
 import { EventStream } from '../framework/events.js';
 import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
@@ -302,7 +302,7 @@ function serviceFor(socket: HandedOver, services: Service[]): Service {
   const named = protocols.find((protocol) => protocol.name === socket.name);
   if (named !== undefined) return services.find((service) => service.protocol === named) ?? { protocol: named, port: 0, settings: defaultSettings(named) };
   if (services.length === 1) return services[0]!;
-  const given = socket.name === undefined ? 'has no name' : `is named ${JSON.stringify(escapeText(socket.name))}`;
+  const given = socket.name === undefined ? 'has no name' : `is named ${quoted(socket.name)}`;
   throw new LabError('ERR_BAD_DESCRIPTOR', `descriptor ${socket.fd} ${given}: lab-server all serves each socket from systemd as the protocol its FileDescriptorName= names (${protocols.map((p) => p.name).join(', ')})`);
 }
 

@@ -88,10 +88,12 @@ export async function runEchoClient(options: EchoClientOptions): Promise<EchoRes
     input.on('data', send).once('end', halfClose);
     socket.on('drain', () => input.resume());
 
-    // The echo: socket → output, checked byte for byte.
+    // The echo: socket → output, checked byte for byte. Only the bytes that match what was sent
+    // are written: what a server sends instead (a terminal escape, say) is reported, not obeyed.
     socket.on('data', (chunk: Buffer) => {
+      const checkedBefore = check.echoedBytes;
       const wrongAt = check.echoed(chunk);
-      if (!output.write(chunk)) {
+      if (!output.write(wrongAt === undefined ? chunk : chunk.subarray(0, wrongAt - checkedBefore))) {
         socket.pause();
         output.once('drain', () => socket.resume());
       }

@@ -17,6 +17,7 @@ import type { AccessControl } from './access-control.js';
 import { Connection, ORDERLY_CLOSE, type ClosePolicy } from './connection.js';
 import { localEndpoint, remoteEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
 import { TokenBucket } from './token-bucket.js';
+import { escapeText } from './escape.js';
 import { EventStream, type ConnectionState, type ProxyHop, type RefusalReason, type ServiceEvents } from './events.js';
 import { openTcpListeners, type Bound, type ListenOn } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
@@ -75,9 +76,15 @@ export interface ServiceOptions {
   now?: () => Date;
 }
 
+/** A reverse lookup: the host name of an address, as node:dns lookupService gives it. */
+export type PeerNameLookup = (address: string, port: number) => Promise<{ hostname: string }>;
+
 export interface ServerOptions extends ServiceOptions {
-  /** Look up each client's host name (getnameinfo(3), like the tutorial's gethostbyaddr). */
-  resolvePeerNames?: boolean;
+  /**
+   * Look up each client's host name (getnameinfo(3), like the tutorial's gethostbyaddr); a function
+   * here is called instead of Node's lookupService (tests inject one).
+   */
+  resolvePeerNames?: boolean | PeerNameLookup;
   /** Close connections whose client stays silent this long (ms); 0 disables the timer. */
   idleTimeoutMs?: number;
   /** How a protocol's active close is carried out. */
@@ -438,11 +445,15 @@ export class LabServer {
     conn.socket.once('close', () => clearTimeout(timer));
   }
 
-  /** Reverse lookup (getnameinfo(3)); it runs beside the connection and never delays it. */
+  /**
+   * Reverse lookup (getnameinfo(3)); it runs beside the connection and never delays it. The name is
+   * escaped: whoever runs the DNS for the client's address writes its PTR record, ESC bytes and all.
+   */
   private resolvePeerName(conn: Connection): void {
     const address = unmapIPv4(conn.remote.address);
-    lookupService(address, conn.remote.port).then(
-      ({ hostname }) => conn.emit('peer-name', { host: hostname }),
+    const lookup = typeof this.options.resolvePeerNames === 'function' ? this.options.resolvePeerNames : lookupService;
+    lookup(address, conn.remote.port).then(
+      ({ hostname }) => conn.emit('peer-name', { host: escapeText(hostname) }),
       (error: NodeJS.ErrnoException) => conn.emit('peer-name', { host: null, code: error.code ?? 'ERROR' }),
     );
   }

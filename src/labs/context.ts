@@ -9,6 +9,7 @@ import { once, type EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import { formatSocketPair, type Endpoint } from '../framework/endpoint.js';
 import { LabError } from '../errors.js';
+import { escapeMessage } from '../framework/escape.js';
 import { EventRecorder } from '../framework/event-recorder.js';
 import type { EventOf, EventStream, EventType } from '../framework/events.js';
 import { createServer, type LabServer, type ServerOptions } from '../framework/server.js';
@@ -122,12 +123,12 @@ export class LabContext {
   /** Starts the next numbered step. */
   step(text: string): void {
     this.stepNumber += 1;
-    this.emit({ type: 'step', step: this.stepNumber, text });
+    this.emit({ type: 'step', step: this.stepNumber, text: escapeMessage(text) });
   }
 
-  /** A note under the current step. */
+  /** A note under the current step; it may quote what a client or a helper program printed, hence escaped. */
   say(text: string): void {
-    this.emit({ type: 'note', step: this.stepNumber, text });
+    this.emit({ type: 'note', step: this.stepNumber, text: escapeMessage(text) });
   }
 
   /** Runs `cleanup` when the lab ends, pass or fail; the last registered runs first. */

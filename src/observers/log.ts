@@ -17,6 +17,7 @@
  */
 import type { Level, Logger } from 'pino';
 import { formatEndpoint, formatListeningEndpoint, formatSocketPair } from '../framework/endpoint.js';
+import { escapeLines, escapeMessage } from '../framework/escape.js';
 import { EVENT_TYPES, type ConnectionIdentity, type EventOf, type EventStream, type EventType, type ProxyHop, type RefusalReason, type ServerEvent } from '../framework/events.js';
 import { LINES_REPORTED_PER_CONNECTION } from '../framework/messages.js';
 import { heldBackNote, LogBudget } from './log-budget.js';
@@ -145,7 +146,9 @@ export class LogObserver {
 
   private write(event: ServerEvent, [fields, message]: Line): void {
     const service = this.options.tagServices ? { service: event.protocol } : {};
-    this.logger[LEVELS[event.type]]({ ...service, ...('conn' in event && event.conn !== undefined ? { conn: event.conn } : {}), event: event.type, ...fields }, message);
+    // What a client sent is escaped in the event already; this catches anything else a sentence
+    // quotes (an error's message), cheaply: a plain ASCII line is returned as it is.
+    this.logger[LEVELS[event.type]]({ ...service, ...('conn' in event && event.conn !== undefined ? { conn: event.conn } : {}), event: event.type, ...fields }, escapeMessage(message));
   }
 
   /** For each event type, how its line reads: the structured fields, and the sentence for people. */
@@ -216,7 +219,8 @@ export class LogObserver {
         const udp = event.conn === undefined;
         const where = udp ? `a datagram from ${formatEndpoint(event.remote)} was dropped` : `connection #${event.conn} was reset`;
         return [
-          { ...(udp ? { from: formatEndpoint(event.remote) } : { pair: formatSocketPair(event.local, event.remote) }), error: event.message, stack: event.stack, ...(skipped > 0 && { skipped }) },
+          // A protocol's exception may quote the client's input: escaped for the JSON too (jq -r prints it raw).
+          { ...(udp ? { from: formatEndpoint(event.remote) } : { pair: formatSocketPair(event.local, event.remote) }), error: escapeMessage(event.message), stack: event.stack === undefined ? undefined : escapeLines(event.stack), ...(skipped > 0 && { skipped }) },
           `the ${event.protocol} protocol's handler failed (${event.message}): ${where}; the server goes on${heldBackNote(skipped, 'protocol errors')}`,
         ];
       },

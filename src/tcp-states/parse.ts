@@ -12,7 +12,7 @@
  * The kernel writes the rows in net/ipv4/tcp_ipv4.c (get_tcp4_sock, get_timewait4_sock,
  * get_openreq4) and net/ipv6/tcp_ipv6.c (get_tcp6_sock, ...).
  */
-import { formatIPv4, formatIPv6, sameEndpoint, type Endpoint } from '../framework/endpoint.js';
+import { formatIPv6, sameEndpoint, type Endpoint } from '../framework/endpoint.js';
 
 // One notion of "an end of a connection" for the whole project: re-exported so that users of
 // the TCP-state reader can format and compare endpoints without a second import.
@@ -105,13 +105,21 @@ export type Endianness = 'LE' | 'BE';
  * words, each reversed on its own, not as one 16-byte number.
  */
 export function decodeAddress(hex: string, family: 4 | 6, endianness: Endianness = 'LE'): string {
-  const bytes: number[] = [];
-  for (let word = 0; word < hex.length; word += 8) {
-    const wordBytes = [0, 2, 4, 6].map((i) => parseInt(hex.slice(word + i, word + i + 2), 16));
-    bytes.push(...(endianness === 'LE' ? wordBytes.reverse() : wordBytes));
+  if (family === 4) {
+    // The common case, written out without an array: it runs for both ends of every row.
+    const word = parseInt(hex, 16);
+    return `${byteInMemory(word, 0, endianness)}.${byteInMemory(word, 1, endianness)}.${byteInMemory(word, 2, endianness)}.${byteInMemory(word, 3, endianness)}`;
   }
-  return family === 4 ? formatIPv4(bytes) : formatIPv6(bytes);
+  const bytes: number[] = [];
+  for (let at = 0; at < hex.length; at += 8) {
+    const word = parseInt(hex.slice(at, at + 8), 16);
+    for (let i = 0; i < 4; i++) bytes.push(byteInMemory(word, i, endianness));
+  }
+  return formatIPv6(bytes);
 }
+
+/** Byte `i` (0 to 3) in memory of a 32-bit word: its lowest 8 bits first on a little-endian CPU, its highest on a big-endian one. */
+const byteInMemory = (word: number, i: number, endianness: Endianness): number => (word >>> (endianness === 'LE' ? 8 * i : 24 - 8 * i)) & 0xff;
 
 /**
  * Parse the whole text of /proc/net/tcp (family 4) or /proc/net/tcp6 (family 6).
@@ -140,27 +148,73 @@ export function parseProcNetUdp(text: string, family: 4 | 6, endianness: Endiann
 
 function parseSocketTable(text: string, source: string, family: 4 | 6, endianness: Endianness, filter?: RowFilter): TcpSocketEntry[] {
   const entries: TcpSocketEntry[] = [];
-  const mentions = filter === undefined ? undefined : rowMatcher(filter);
-  text.split('\n').forEach((line, index) => {
-    if (mentions !== undefined && !mentions(line)) return;
+  const parser = new SocketTableParser(source, family, endianness, filter, (entry) => void entries.push(entry));
+  parser.push(text);
+  parser.end();
+  return entries;
+}
+
+/**
+ * Parses the table as it arrives, a piece at a time (a read of /proc delivers 64 KiB at a time),
+ * and hands each row to `visit`. Between pieces it keeps only the unfinished last line, so a table
+ * of 200,000 rows costs the memory of the rows the caller keeps, not 30 MB of text and its lines.
+ * `source` names the file in errors; `filter` as for parseProcNetTcp.
+ */
+export class SocketTableParser {
+  private partial = '';
+  private lineNumber = 0;
+  private readonly mentions: ((line: string) => boolean) | undefined;
+
+  constructor(
+    private readonly source: string,
+    private readonly family: 4 | 6,
+    private readonly endianness: Endianness,
+    filter: RowFilter | undefined,
+    private readonly visit: (entry: TcpSocketEntry) => void,
+  ) {
+    this.mentions = filter === undefined ? undefined : rowMatcher(filter);
+  }
+
+  /** The next piece of the text: any whole lines in it are parsed now. */
+  push(piece: string): void {
+    const text = this.partial + piece;
+    let start = 0;
+    for (let end = text.indexOf('\n'); end !== -1; start = end + 1, end = text.indexOf('\n', start)) this.line(text.slice(start, end));
+    this.partial = text.slice(start);
+  }
+
+  /** The end of the text: a last line without its newline is parsed too. */
+  end(): void {
+    if (this.partial !== '') this.line(this.partial);
+    this.partial = '';
+  }
+
+  private line(line: string): void {
+    this.lineNumber += 1;
+    if (this.mentions !== undefined && !this.mentions(line)) return;
     const trimmed = line.trim();
     if (trimmed === '' || /^sl\b/.test(trimmed)) return;
+    let entry: TcpSocketEntry;
     try {
-      entries.push(parseRow(trimmed, family, endianness));
+      entry = parseRow(trimmed, this.family, this.endianness);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`${source} line ${index + 1}: ${reason}: ${JSON.stringify(trimmed)}`, { cause: error });
+      throw new Error(`${this.source} line ${this.lineNumber}: ${reason}: ${JSON.stringify(trimmed)}`, { cause: error });
     }
-  });
-  return entries;
+    this.visit(entry);
+  }
 }
 
 /**
  * Which rows to decode: on a busy machine the table holds tens of thousands, each costly to decode.
  * Either the rows of one port (and, if given, one of these ports at the other end: the client
- * ports of the connections looked up), or the row of one socket, by its inode.
+ * ports of the connections looked up), or the rows of one port and the LISTEN rows of every port
+ * (which tell which end of a connection is the server), or the row of one socket, by its inode.
  */
-export type RowFilter = { port: number; peerPorts?: readonly number[] } | { inode: number };
+export type RowFilter = { port: number; peerPorts?: readonly number[] } | { port: number; andListeners: true } | { inode: number };
+
+/** The state column of a LISTEN row (0x0A), between spaces: no other column of a row can read so. */
+const LISTEN_FIELD = ' 0A ';
 
 /** A test on a row's text for the ports as the kernel prints them (`:%04X` and a space), or for the inode (decimal, between spaces). */
 function rowMatcher(filter: RowFilter): (line: string) => boolean {
@@ -168,9 +222,10 @@ function rowMatcher(filter: RowFilter): (line: string) => boolean {
     const inodeField = ` ${filter.inode} `;
     return (line) => line.includes(inodeField);
   }
-  const { port, peerPorts } = filter;
   const field = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
-  const portField = `:${field(port)} `;
+  const portField = `:${field(filter.port)} `;
+  if ('andListeners' in filter) return (line) => line.includes(portField) || line.includes(LISTEN_FIELD);
+  const { peerPorts } = filter;
   if (peerPorts === undefined) return (line) => line.includes(portField);
   // One pass over the row for all peers at once (a TIME_WAIT storm puts our port in every row).
   const peerField = new RegExp(`:(?:${peerPorts.map(field).join('|')}) `);
@@ -224,20 +279,20 @@ function parseRow(row: string, family: 4 | 6, endianness: Endianness): TcpSocket
 
 /** `0100007F:1F90` → 127.0.0.1:8080. The port is printed as a plain number, so it is not reversed. */
 function parseEndpoint(text: string, column: string, family: 4 | 6, endianness: Endianness): Endpoint {
-  const [address, port] = text.split(':');
   const digits = family === 4 ? 8 : 32;
-  if (address?.length !== digits || !HEX.test(address) || port?.length !== 4 || !HEX.test(port)) {
+  // Sliced, not split: this runs twice for every row of a table of maybe 100,000.
+  const address = text.slice(0, digits);
+  const port = text.slice(digits + 1);
+  if (text[digits] !== ':' || !HEX.test(address) || port.length !== 4 || !HEX.test(port)) {
     throw new Error(`bad ${column} ${JSON.stringify(text)} (expected ${digits} hex digits, a colon, 4 hex digits)`);
   }
   return { address: decodeAddress(address, family, endianness), port: parseInt(port, 16) };
 }
 
 function hexPair(text: string, column: string): [number, number] {
-  const [first, second, ...rest] = text.split(':');
-  if (first === undefined || second === undefined || rest.length > 0) {
-    throw new Error(`bad ${column} ${JSON.stringify(text)}`);
-  }
-  return [hexNumber(first, column), hexNumber(second, column)];
+  const colon = text.indexOf(':');
+  if (colon === -1 || text.includes(':', colon + 1)) throw new Error(`bad ${column} ${JSON.stringify(text)}`);
+  return [hexNumber(text.slice(0, colon), column), hexNumber(text.slice(colon + 1), column)];
 }
 
 function hexNumber(text: string, column: string, digits?: number): number {

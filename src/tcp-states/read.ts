@@ -6,12 +6,13 @@
  * so two reads a moment apart can differ. Other systems keep this table too, but only Linux
  * shows it as a file; elsewhere `netstat -an` asks the kernel another way.
  */
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { endianness, platform } from 'node:os';
 import { join } from 'node:path';
 import { LabError } from '../errors.js';
-import { parseProcNetTcp, parseProcNetUdp, type TcpSocketEntry } from './parse.js';
+import { parseProcNetTcp, parseProcNetUdp, SocketTableParser, type RowFilter, type TcpSocketEntry } from './parse.js';
+import { StateTableBuilder, type StateTable } from './table.js';
 
 export { findConnection, type Endpoint, type TcpSocketEntry } from './parse.js';
 
@@ -36,21 +37,59 @@ export function isTcpStateReadingSupported(options: ReadTcpSocketsOptions = {}):
  * system is not Linux (or /proc is not mounted): that is a LabError, ERR_TCP_STATES_UNAVAILABLE.
  */
 export async function readTcpSockets(options: ReadTcpSocketsOptions = {}): Promise<TcpSocketEntry[]> {
+  const { procRoot, port, peerPorts } = options;
+  const entries: TcpSocketEntry[] = [];
+  await visitTcpSockets({ procRoot, filter: port === undefined ? undefined : { port, peerPorts } }, (entry) => void entries.push(entry));
+  return entries;
+}
+
+/** Size of each read of the table: what the kernel prints per read(2), and all the text we hold at once. */
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The same rows, handed to `visit` one by one as the table is read, rather than gathered: the way
+ * to go through a table of 100,000 sockets holding only the rows that matter (see SocketTableParser).
+ * `filter` picks rows cheaply, before they are decoded (see RowFilter).
+ */
+export async function visitTcpSockets(options: { procRoot?: string | undefined; filter?: RowFilter | undefined }, visit: (entry: TcpSocketEntry) => void): Promise<void> {
   const tcpPath = join(options.procRoot ?? '/proc', 'net', 'tcp');
-  const tcp = await readIfPresent(tcpPath);
-  if (tcp === undefined) {
+  // The files hold the addresses in this CPU's byte order (see decodeAddress).
+  const order = endianness();
+  const parse = (family: 4 | 6): SocketTableParser => new SocketTableParser(family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6', family, order, options.filter, visit);
+  if (!(await streamIfPresent(tcpPath, parse(4)))) {
     throw new LabError(
       'ERR_TCP_STATES_UNAVAILABLE',
       `reading TCP states needs Linux's ${tcpPath}, which this system (${platform()}) does not have; ` +
         'use netstat -an or ss -tan instead',
     );
   }
-  const tcp6 = await readIfPresent(`${tcpPath}6`);
-  // The files hold the addresses in this CPU's byte order (see decodeAddress).
-  const order = endianness();
-  const { port, peerPorts } = options;
-  const filter = port === undefined ? undefined : { port, peerPorts };
-  return [...parseProcNetTcp(tcp, 4, order, filter), ...(tcp6 === undefined ? [] : parseProcNetTcp(tcp6, 6, order, filter))];
+  await streamIfPresent(`${tcpPath}6`, parse(6));
+}
+
+/**
+ * The table `lab-server states` prints: the sockets on `port` (all without one), at most `limit`
+ * of them listed and the rest counted (see StateTableBuilder). Only that port's rows and the
+ * listeners are decoded, and each goes straight into the builder: a table of any size is read in
+ * bounded memory.
+ */
+export async function readStateTable(options: { procRoot?: string; port?: number | undefined; limit?: number } = {}): Promise<StateTable> {
+  const { procRoot, port, limit } = options;
+  const builder = new StateTableBuilder({ port, limit });
+  await visitTcpSockets({ procRoot, filter: port === undefined ? undefined : { port, andListeners: true } }, (entry) => builder.add(entry));
+  return builder.finish();
+}
+
+/** Feeds the file to `parser` a piece at a time; false if it does not exist (any other failure is thrown). */
+async function streamIfPresent(path: string, parser: SocketTableParser): Promise<boolean> {
+  try {
+    // latin1: the table is ASCII, and a one-byte decoding never splits a character between pieces.
+    for await (const piece of createReadStream(path, { encoding: 'latin1', highWaterMark: READ_CHUNK_BYTES })) parser.push(piece as string);
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+  parser.end();
+  return true;
 }
 
 /** A socket the kernel lists, and which of its tables lists it. */
@@ -110,8 +149,9 @@ async function readIfPresent(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (isMissing(error)) return undefined;
     throw error;
   }
 }
+
+const isMissing = (error: unknown): boolean => ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '');

@@ -34,6 +34,17 @@ export interface StateRow {
 export interface StateTableOptions {
   /** Only sockets with this port at either end; all sockets when undefined. */
   port?: number;
+  /** List at most this many sockets (see StateTableBuilder for which); 0 or undefined lists all. */
+  limit?: number;
+}
+
+/** The table: the rows listed, and what the limit left out. */
+export interface StateTable {
+  rows: StateRow[];
+  /** Every socket found (on the port), listed or not. */
+  total: number;
+  /** For each state, how many sockets in it the limit left out; empty when none were. */
+  omitted: Partial<Record<TcpState | 'UNKNOWN', number>>;
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::']);
@@ -72,23 +83,97 @@ function compareRows(a: StateRow, b: StateRow): number {
   );
 }
 
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Which sockets a limit keeps: LISTEN first, then by the connection's lower port and its higher
+ * one, which in the common case (a server port below the clients' ephemeral ones) is the order the
+ * table prints, and needs no listener to compute: a row can be kept or dropped as it is read.
+ */
+function selectionOrder(a: TcpSocketEntry, b: TcpSocketEntry): number {
+  const low = (e: TcpSocketEntry): number => Math.min(e.local.port, e.remote.port);
+  const high = (e: TcpSocketEntry): number => Math.max(e.local.port, e.remote.port);
+  return (
+    Number(b.state === 'LISTEN') - Number(a.state === 'LISTEN') ||
+    low(a) - low(b) ||
+    high(a) - high(b) ||
+    a.local.port - b.local.port ||
+    compareText(a.local.address, b.local.address) ||
+    compareText(a.remote.address, b.remote.address)
+  );
+}
+
+/**
+ * Builds the table from the kernel's rows as they are read, one at a time, in memory bounded by the
+ * limit: a client that leaves 125,000 sockets in TIME_WAIT on a daytime server (one per
+ * connection) must not make `states` hold 125,000 rows, or print them every second.
+ *
+ * With a limit, the listed sockets are the listeners and the connections on the lowest ports
+ * (selectionOrder); the others are only counted, by state. Rows are kept until there are twice the
+ * limit, then sorted and cut back to the limit: O(n log limit) work, and never more than 2 × limit
+ * rows held. Every LISTEN row is kept aside (there are few: a remote client cannot make one), since
+ * it decides which end of a connection on its port is the server.
+ */
+export class StateTableBuilder {
+  /** LISTEN rows by port: what sideOf needs, found without scanning every listener for every row. */
+  private readonly listeners = new Map<number, TcpSocketEntry[]>();
+  private kept: TcpSocketEntry[] = [];
+  private readonly counts = new Map<TcpState | 'UNKNOWN', number>();
+  private total = 0;
+
+  constructor(private readonly options: StateTableOptions = {}) {}
+
+  add(entry: TcpSocketEntry): void {
+    const { port, limit = 0 } = this.options;
+    if (entry.state === 'LISTEN') {
+      const onPort = this.listeners.get(entry.local.port) ?? [];
+      this.listeners.set(entry.local.port, onPort);
+      onPort.push(entry);
+    }
+    if (port !== undefined && entry.local.port !== port && entry.remote.port !== port) return;
+    this.total += 1;
+    this.counts.set(entry.state, (this.counts.get(entry.state) ?? 0) + 1);
+    this.kept.push(entry);
+    if (limit > 0 && this.kept.length >= 2 * limit) this.cutTo(limit);
+  }
+
+  finish(): StateTable {
+    const { port, limit = 0 } = this.options;
+    if (limit > 0) this.cutTo(limit);
+    const listenersOn = (entry: TcpSocketEntry): TcpSocketEntry[] => [...(this.listeners.get(entry.local.port) ?? []), ...(this.listeners.get(entry.remote.port) ?? [])];
+    const rows = this.kept.map((entry) => toRow(entry, sideOf(entry, listenersOn(entry), port))).sort(compareRows);
+    const listed = new Map<TcpState | 'UNKNOWN', number>();
+    for (const row of rows) listed.set(row.state, (listed.get(row.state) ?? 0) + 1);
+    const omitted: StateTable['omitted'] = {};
+    for (const [state, count] of this.counts) if (count > (listed.get(state) ?? 0)) omitted[state] = count - (listed.get(state) ?? 0);
+    return { rows, total: this.total, omitted };
+  }
+
+  private cutTo(limit: number): void {
+    if (this.kept.length <= limit) return;
+    this.kept.sort(selectionOrder);
+    this.kept.length = limit;
+  }
+}
+
+function toRow(entry: TcpSocketEntry, side: Side): StateRow {
+  return {
+    state: entry.state,
+    side,
+    local: entry.local,
+    remote: entry.remote,
+    family: entry.family,
+    rxQueue: entry.rxQueue,
+    txQueue: entry.txQueue,
+    remainingMs: entry.timer.kind === 'time-wait' ? entry.timer.remainingMs : null,
+  };
+}
+
 /** The rows of the table: the sockets on `port` (or all of them), each with its side. */
 export function buildStateRows(entries: readonly TcpSocketEntry[], options: StateTableOptions = {}): StateRow[] {
-  const { port } = options;
-  const listeners = entries.filter((entry) => entry.state === 'LISTEN');
-  const shown = port === undefined ? entries : entries.filter((e) => e.local.port === port || e.remote.port === port);
-  return shown
-    .map((entry) => ({
-      state: entry.state,
-      side: sideOf(entry, listeners, port),
-      local: entry.local,
-      remote: entry.remote,
-      family: entry.family,
-      rxQueue: entry.rxQueue,
-      txQueue: entry.txQueue,
-      remainingMs: entry.timer.kind === 'time-wait' ? entry.timer.remainingMs : null,
-    }))
-    .sort(compareRows);
+  const builder = new StateTableBuilder(options);
+  for (const entry of entries) builder.add(entry);
+  return builder.finish().rows;
 }
 
 /** `59.3 s`, as a student reads a countdown. */
@@ -119,6 +204,8 @@ export function formatStateTable(rows: readonly StateRow[], options: StateTableO
     ];
   });
   const table = [[...HEADINGS], ...cells];
-  const widths = HEADINGS.map((_, column) => Math.max(...table.map((line) => line[column]?.length ?? 0)));
-  return table.map((line) => line.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd()).join('\n');
+  // A loop, not Math.max(...column): spreading 125,000 values as arguments overflows the stack.
+  const widths = HEADINGS.map(() => 0);
+  for (const line of table) line.forEach((cell, column) => (widths[column] = Math.max(widths[column]!, cell.length)));
+  return table.map((line) => line.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
 }
