@@ -115,7 +115,7 @@ export interface Connection {
    * `states` and `initialStates` are the socket's, the same for both.
    */
   readonly selfConnected: boolean;
-  /** The states before the first segment: CLOSED and LISTEN, or ESTABLISHED for a connection joined late. */
+  /** The states before the first segment: CLOSED and LISTEN (CLOSED for a socket connected to itself), or ESTABLISHED for a connection joined late. */
   readonly initialStates: Readonly<Record<End, LadderState>>;
   /** The states after the last segment. */
   readonly states: Readonly<Record<End, LadderState>>;
@@ -609,6 +609,7 @@ export interface StepJson {
   window: number;
   scaledWindow?: number;
   options: TcpOptions;
+  /** Each end's state after the segment; for a socket connected to itself, its state as the segment left it and as it came back. */
   clientState: LadderState;
   serverState: LadderState;
   notes: StepNote[];
