@@ -5,7 +5,7 @@ import { crossCheck, type KernelReading } from '../src/capture/cross-check.js';
 import { formatOffset, renderLadder, summarizeConnection } from '../src/capture/ladder.js';
 import type { Segment } from '../src/capture/segment.js';
 import { displayWidth } from '../src/cli/terminal.js';
-import { Exchange, START_US, daytimeExchange } from './helpers/segments.js';
+import { Exchange, START_US, daytimeExchange, droppedSynExchange, selfConnectExchange } from './helpers/segments.js';
 
 const WIDTHS = [60, 80, 120];
 const SOURCE = 'captured with tcpdump';
@@ -39,9 +39,9 @@ test('the daytime ladder, at 80 columns: this is the design', () => {
     '#1 127.0.0.1:40312 → 127.0.0.1:1313: captured with tcpdump',
     '           client 127.0.0.1:40312                          server 127.0.0.1:1313',
     '           CLOSED                                          LISTEN',
-    '+0.000 ms  SYN_SENT    ─ SYN seq=0 ──────────────────────▶ SYN_RECV',
+    '+0.000 ms  SYN_SENT    ─ SYN seq=0 ──────────────────────▶',
     '                         win 65495, mss 65495, sackOK, TS, wscale 7',
-    '+0.011 ms  ESTABLISHED ◀──────────── SYN,ACK seq=0 ack=1 ─',
+    '+0.011 ms  ESTABLISHED ◀──────────── SYN,ACK seq=0 ack=1 ─ SYN_RECV',
     '                         win 65483, mss 65495, sackOK, TS, wscale 7',
     '+0.020 ms              ─ ACK seq=1 ack=1 ────────────────▶ ESTABLISHED',
     '+0.154 ms              ◀───── PSH,ACK seq=1 ack=1 len=25 ─',
@@ -73,7 +73,7 @@ test('at every width: the flags in order, arrows pointing from the sender, each 
     );
     assert.deepEqual(
       rows.map((row) => row.right),
-      ['SYN_RECV', '', 'ESTABLISHED', '', '', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT (60 s)', ''],
+      ['', 'SYN_RECV', 'ESTABLISHED', '', '', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT (60 s)', ''],
       "the server's on the right",
     );
   }
@@ -175,15 +175,15 @@ test('kernel readings are drawn at their time among the arrows, in time order, a
     reading(200, 'server', 'FIN_WAIT1'),
     reading(1_000, 'server', 'TIME_WAIT'),
     reading(1_000, 'client', 'none'),
-    reading(5, 'server', 'SYN_RECV'),
+    reading(15, 'server', 'SYN_RECV'),
     reading(300, 'server', 'TIME_WAIT'), // the ladder says FIN_WAIT2 here: the kernel wins
   ];
   const lines = renderLadder(daytime(), { source: SOURCE, readings });
   const order = lines.filter((line) => /[▶◀┄]/.test(line)).map((line) => (line.includes('┄┄') ? line.trim() : arrowRows([line])[0]!.flags));
   assert.deepEqual(order, [
     'SYN',
-    '+0.005 ms  ┄┄ kernel (/proc/net/tcp): server SYN_RECV ✓ agrees',
     'SYN,ACK',
+    '+0.015 ms  ┄┄ kernel (/proc/net/tcp): server SYN_RECV ✓ agrees',
     'ACK',
     'PSH,ACK',
     'ACK',
@@ -265,4 +265,51 @@ test('one line per connection, for labs with many', () => {
 
 test('time offsets: milliseconds to the microsecond, seconds from one second on', () => {
   assert.deepEqual([0, 0.052, 999.999, 1000, 61_002.4, -0.01].map(formatOffset), ['+0.000 ms', '+0.052 ms', '+999.999 ms', '+1.000 s', '+61.002 s', '-0.010 ms']);
+});
+
+test('a socket connected to itself: one socket in both columns, as each segment leaves it and comes back, and no listener', () => {
+  const connection = connectionsOf(selfConnectExchange().segments)[0]!;
+  const readings = [reading(1_000, 'client', 'ESTABLISHED'), reading(60_000, 'client', 'TIME_WAIT')];
+  assert.deepEqual(renderLadder(connection, { source: SOURCE, readings }), [
+    '#1 127.0.0.1:42163 → 127.0.0.1:42163: captured with tcpdump',
+    'one socket connected to itself: each segment leaves it (left) and comes back to',
+    '  it (right); its state is written where it changes, as the segment leaves or as',
+    '  it arrives',
+    '            socket 127.0.0.1:42163 sends                the same socket receives',
+    '            CLOSED',
+    ' +0.000 ms  SYN_SENT  ─ SYN seq=0 ────────────────────▶ SYN_RECV',
+    '                        win 65495, mss 65495, sackOK, TS, wscale 7',
+    '                        [simultaneous open]',
+    ' +0.013 ms            ─ SYN,ACK seq=0 ack=1 ──────────▶ ESTABLISHED',
+    '                        win 65495, mss 65495, sackOK, TS, wscale 7',
+    ' +0.029 ms            ─ ACK seq=1 ack=1 ──────────────▶',
+    ' +1.000 ms  ┄┄ kernel (/proc/net/tcp): the socket ESTABLISHED ✓ agrees',
+    '+53.469 ms            ─ PSH,ACK seq=1 ack=1 len=10 ───▶',
+    '                        "hello, me\\n"',
+    '+53.489 ms            ─ ACK seq=11 ack=11 ────────────▶',
+    '+55.360 ms  FIN_WAIT1 ─ FIN,ACK seq=11 ack=11 ────────▶ CLOSING',
+    '                        [simultaneous close]',
+    '+55.375 ms            ─ ACK seq=12 ack=12 ────────────▶ TIME_WAIT (60 s)',
+    '+60.000 ms  ┄┄ kernel (/proc/net/tcp): the socket TIME_WAIT ✓ agrees',
+  ]);
+  for (const width of WIDTHS) {
+    const lines = renderLadder(connection, { source: SOURCE, width });
+    assert.ok(!lines.some((line) => /LISTEN|client|server/.test(line)), `width ${width}: no listener, no second end\n${lines.join('\n')}`);
+    assert.ok(arrowRows(lines).every((row) => row.arrow.endsWith('▶')), 'every arrow from the socket sending to the socket receiving');
+  }
+  assert.equal(
+    summarizeConnection(connection),
+    '#1 127.0.0.1:42163 → 127.0.0.1:42163: one socket connected to itself, 7 segments, 10 bytes →, closed (FIN): a simultaneous close with itself, the socket TIME_WAIT',
+  );
+});
+
+test('a SYN the listener dropped: no SYN_RECV on its row, the kernel\'s "no socket" agrees, the second SYN is a retransmission', () => {
+  const connection = connectionsOf(droppedSynExchange().segments)[0]!;
+  const lines = renderLadder(connection, { source: SOURCE, readings: [reading(500_000, 'server', 'none')] });
+  const rows = arrowRows(lines);
+  assert.deepEqual(rows.map((row) => row.flags), ['SYN', 'SYN', 'SYN,ACK', 'ACK']);
+  assert.deepEqual(rows.map((row) => row.right), ['', '', 'SYN_RECV', 'ESTABLISHED'], "the server's column");
+  assert.ok(lines.includes('+500.000 ms  ┄┄ kernel (/proc/net/tcp): server has no socket ✓ agrees'), lines.join('\n'));
+  assert.equal(lines.filter((line) => line.trim() === '[retransmission]').length, 1);
+  assert.equal(lines.indexOf('                           [retransmission]') > lines.findIndex((line) => line.includes('+1.029 s')), true, 'under the second SYN');
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { ConnectionTracker, stateAt, stepToJson, type Connection, type TrackerOptions } from '../src/capture/connection-tracker.js';
+import { ConnectionTracker, stateAt, statePath, stepToJson, type Connection, type TrackerOptions } from '../src/capture/connection-tracker.js';
+import { crossCheck } from '../src/capture/cross-check.js';
 import type { Segment } from '../src/capture/segment.js';
 import type { End } from '../src/capture/tcp-machine.js';
-import { CLIENT, CLIENT_ISN, DAYTIME_REPLY, Exchange, SERVER, SERVER_ISN, START_US, daytimeExchange } from './helpers/segments.js';
+import { CLIENT, CLIENT_ISN, DAYTIME_REPLY, Exchange, SELF, SERVER, SERVER_ISN, START_US, daytimeExchange, droppedSynExchange, selfConnectExchange } from './helpers/segments.js';
 
 /** Runs the segments through a tracker; `finished` lists what onFinished got, in order. */
 function track(segments: readonly Segment[], options: TrackerOptions = {}) {
@@ -50,7 +51,7 @@ test('daytime: the server closes first, so it goes FIN_WAIT1 → FIN_WAIT2 → T
   assert.deepEqual(
     steps.map((step) => `${step!.from} ${step!.states.client} ${step!.states.server}`),
     [
-      'client SYN_SENT SYN_RECV',
+      'client SYN_SENT LISTEN',
       'server ESTABLISHED SYN_RECV',
       'client ESTABLISHED ESTABLISHED',
       'server ESTABLISHED ESTABLISHED',
@@ -267,14 +268,15 @@ test('onFinished is called once per connection; a new SYN on the same ports is a
   assert.equal(steps[9], undefined, 'the stray is ignored');
   const [reused] = tracker.flush();
   assert.equal(reused!.id, 2);
-  assert.deepEqual(reused!.states, { client: 'SYN_SENT', server: 'SYN_RECV' });
+  assert.deepEqual(reused!.states, { client: 'SYN_SENT', server: 'LISTEN' });
 });
 
 test('stateAt: the ladder\'s state of one end at any moment, TIME_WAIT ending after Linux\'s 60 s', () => {
   const connection = connectionOf(daytimeExchange().segments);
   const at = (offsetUs: number) => `${stateAt(connection, 'client', START_US + offsetUs)} ${stateAt(connection, 'server', START_US + offsetUs)}`;
   assert.equal(at(-1), 'CLOSED LISTEN', 'before the SYN');
-  assert.equal(at(0), 'SYN_SENT SYN_RECV', 'a step counts from its own time on');
+  assert.equal(at(0), 'SYN_SENT LISTEN', 'a step counts from its own time on');
+  assert.equal(at(11), 'ESTABLISHED SYN_RECV', 'the listener took the SYN as its SYN,ACK left');
   assert.equal(at(100), 'ESTABLISHED ESTABLISHED');
   assert.equal(at(200), 'CLOSE_WAIT FIN_WAIT1');
   assert.equal(at(1000), 'CLOSED TIME_WAIT');
@@ -317,4 +319,77 @@ test('sequence numbers that wrap past 2^32 still compare and count from 0', () =
   assert.deepEqual(connection.steps.map((step) => step.relativeSeq), [0, 0, 1, 1, 1, 1]);
   assert.deepEqual(connection.steps[4]!.notes, ['retransmission']);
   assert.equal(connection.steps[5]!.relativeAck, 5);
+});
+
+test('a SYN the listener drops (its accept queue full) leaves it LISTEN; the SYN sent again is a retransmission, and its SYN,ACK makes SYN_RECV', () => {
+  const exchange = droppedSynExchange();
+  const { steps } = track(exchange.segments);
+  assert.deepEqual(
+    steps.map((step) => `${step!.from} ${step!.segment.flags === 2 ? 'SYN' : ''} ${step!.states.client} ${step!.states.server}`.replace('  ', ' ')),
+    ['client SYN SYN_SENT LISTEN', 'client SYN SYN_SENT LISTEN', 'server ESTABLISHED SYN_RECV', 'client ESTABLISHED ESTABLISHED'],
+  );
+  assert.deepEqual(steps.map((step) => step!.notes), [[], ['retransmission'], [], []]);
+  const connection = connectionOf(exchange.segments);
+  assert.deepEqual(transitions(connection, 'server'), ['LISTEN', 'SYN_RECV', 'ESTABLISHED']);
+  // Between the two SYNs Linux has no socket for the pair, not even a request socket: the ladder agrees.
+  const between = START_US + 500_000;
+  assert.equal(stateAt(connection, 'server', between), 'LISTEN');
+  assert.deepEqual(crossCheck(connection, [{ timeUs: between, end: 'server', state: 'none' }]).map((check) => check.agrees), [true]);
+});
+
+test('a SYN never answered at all leaves the server LISTEN', () => {
+  const exchange = new Exchange();
+  exchange.client('SYN', { afterUs: 0 });
+  const connection = connectionOf(exchange.segments);
+  assert.deepEqual(connection.states, { client: 'SYN_SENT', server: 'LISTEN' });
+});
+
+test('a socket connected to itself: one socket, SYN_SENT → SYN_RECV → ESTABLISHED by RFC 9293\'s simultaneous open, then FIN_WAIT1 → CLOSING → TIME_WAIT', () => {
+  const { finished, steps, tracker } = track(selfConnectExchange().segments);
+  assert.equal(finished.length, 1, 'over at the ACK of its FIN: the socket is in TIME_WAIT');
+  assert.equal(tracker.tracking, 0);
+  const connection = finished[0]!;
+  assert.equal(connection.selfConnected, true);
+  assert.deepEqual([connection.client, connection.server], [SELF, SELF]);
+  assert.deepEqual(connection.initialStates, { client: 'CLOSED', server: 'CLOSED' }, 'no listener anywhere');
+  assert.deepEqual(connection.states, { client: 'TIME_WAIT', server: 'TIME_WAIT' });
+  // Each row: the socket as the segment left it, and as it came back.
+  assert.deepEqual(
+    steps.map((step) => `${step!.from} ${step!.states.client} ${step!.states.server}`),
+    [
+      'client SYN_SENT SYN_RECV',
+      'client SYN_RECV ESTABLISHED',
+      'client ESTABLISHED ESTABLISHED',
+      'client ESTABLISHED ESTABLISHED',
+      'client ESTABLISHED ESTABLISHED',
+      'client FIN_WAIT1 CLOSING',
+      'client CLOSING TIME_WAIT',
+    ],
+  );
+  assert.deepEqual(
+    steps.map((step) => step!.changed),
+    [
+      { client: true, server: true },
+      { client: false, server: true },
+      { client: false, server: false },
+      { client: false, server: false },
+      { client: false, server: false },
+      { client: true, server: true },
+      { client: false, server: true },
+    ],
+  );
+  assert.deepEqual(statePath(connection, 'client'), ['CLOSED', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT1', 'CLOSING', 'TIME_WAIT']);
+  assert.deepEqual(statePath(connection, 'server'), statePath(connection, 'client'), 'both ends are the one socket');
+  // Its SYN,ACK repeats its SYN's number, as an answer, not a retransmission; the ACK after it changes
+  // the window from a SYN's unscaled one to a scaled one, which is no window update.
+  assert.deepEqual(steps.map((step) => step!.notes), [['simultaneous open'], [], [], [], [], ['simultaneous close'], []]);
+  assert.deepEqual(steps.map((step) => step!.relativeSeq), [0, 0, 1, 1, 11, 11, 12]);
+  assert.deepEqual(steps.map((step) => step!.relativeAck), [undefined, 1, 1, 1, 11, 11, 12]);
+  assert.deepEqual(connection.bytes, { client: 10, server: 0 });
+  // A kernel reading of either end is of the one socket: its state after the last segment came back.
+  const at = (offsetUs: number) => [stateAt(connection, 'client', START_US + offsetUs), stateAt(connection, 'server', START_US + offsetUs)];
+  assert.deepEqual(at(-1), ['CLOSED', 'CLOSED']);
+  assert.deepEqual(at(0), ['SYN_RECV', 'SYN_RECV']);
+  assert.deepEqual(at(1_000), ['ESTABLISHED', 'ESTABLISHED']);
+  assert.deepEqual(at(60_000), ['TIME_WAIT', 'TIME_WAIT']);
 });

@@ -7,6 +7,9 @@
  * notes such as "retransmission". When a connection is over it goes to `onFinished`, to be drawn
  * (ladder.ts) and forgotten.
  *
+ * One "connection" has a single end: a socket connected to its own address and port (source =
+ * destination). It sends every segment and receives every one; see Connection.selfConnected.
+ *
  * Sequence numbers are how TCP tells a new segment from an old one (RFC 9293 §3.4), so they are how
  * we tell too: a FIN sent twice is one FIN, and closes nothing twice.
  *
@@ -104,7 +107,15 @@ export interface Connection {
   readonly lastTimeUs: number;
   /** The capture began after the handshake: the states before it are assumed ESTABLISHED, the sequence numbers count from the first seen. */
   readonly joinedLate: boolean;
-  /** The states before the first segment: CLOSED and LISTEN, or ESTABLISHED for a connection joined late. */
+  /**
+   * One socket connected to itself (its SYN came back to it: a simultaneous open with itself, RFC
+   * 9293 §3.5): `client` and `server` are the same endpoint, and every segment is sent by it and
+   * received by it. A step's `from` is then always 'client', and its `states` are that one socket's
+   * state as the segment left it (`client`) and as it came back (`server`); the connection's
+   * `states` and `initialStates` are the socket's, the same for both.
+   */
+  readonly selfConnected: boolean;
+  /** The states before the first segment: CLOSED and LISTEN (CLOSED for a socket connected to itself), or ESTABLISHED for a connection joined late. */
   readonly initialStates: Readonly<Record<End, LadderState>>;
   /** The states after the last segment. */
   readonly states: Readonly<Record<End, LadderState>>;
@@ -150,6 +161,7 @@ interface Sender {
   /** The sequence number its FIN took, once sent. */
   finSeq: number | undefined;
   lastAck: number | undefined;
+  /** The window field of its last segment other than a SYN. */
   lastWindow: number | undefined;
 }
 
@@ -169,20 +181,23 @@ class TrackedConnection implements Connection {
   readonly states: Record<End, LadderState>;
   readonly omitted: OmittedSteps[] = [];
   readonly bytes: Record<End, number> = { client: 0, server: 0 };
+  readonly selfConnected: boolean;
   lastTimeUs: number;
   segments = 0;
   finished = false;
-  readonly #sent: Record<End, Sender> = { client: newSender(), server: newSender() };
+  /** A socket connected to itself has one sending half, the same one it receives from. */
+  readonly #sent: Record<End, Sender>;
   /** The first maxSteps steps, then those that change a state. */
   readonly #kept: LadderStep[] = [];
   /** The last CLOSING_STEPS_KEPT steps past those. */
   readonly #recent: LadderStep[] = [];
   /**
-   * Until the server sends, we assume it listens, as it nearly always does: the SYN's arrival moves
-   * it LISTEN → SYN_RECV. Its first segment tells: a reset means nothing listened (the kernel
-   * refuses a SYN to a port without a listener, RFC 9293 §3.10.7.1), a SYN of its own means it was
-   * opening too (a simultaneous open, the SYNs crossing). Either way it was never LISTEN, and its
-   * column is corrected to CLOSED (#takeBack).
+   * Until the server sends, we assume it listens, as it nearly always does; it stays LISTEN until
+   * its SYN,ACK is seen (a listener with a full accept queue drops SYNs unanswered: tcp-machine.ts).
+   * Its first segment tells: a reset means nothing listened (the kernel refuses a SYN to a port
+   * without a listener, RFC 9293 §3.10.7.1), a SYN of its own means it was opening too (a
+   * simultaneous open, the SYNs crossing). Either way it was never LISTEN, and its column is
+   * corrected to CLOSED (#takeBack).
    */
   #listenerAssumed: boolean;
   readonly #maxSteps: number;
@@ -197,9 +212,13 @@ class TrackedConnection implements Connection {
     maxSteps: number,
   ) {
     this.#maxSteps = maxSteps;
-    this.initialStates = joinedLate ? { client: 'ESTABLISHED', server: 'ESTABLISHED' } : { client: 'CLOSED', server: 'LISTEN' };
+    this.selfConnected = sameEndpoint(client, server);
+    const itself = newSender();
+    this.#sent = this.selfConnected ? { client: itself, server: itself } : { client: newSender(), server: newSender() };
+    if (joinedLate) this.initialStates = { client: 'ESTABLISHED', server: 'ESTABLISHED' };
+    else this.initialStates = this.selfConnected ? { client: 'CLOSED', server: 'CLOSED' } : { client: 'CLOSED', server: 'LISTEN' };
     this.states = { ...this.initialStates };
-    this.#listenerAssumed = !joinedLate;
+    this.#listenerAssumed = !joinedLate && !this.selfConnected;
     this.lastTimeUs = firstTimeUs;
   }
 
@@ -243,9 +262,11 @@ class TrackedConnection implements Connection {
     this.states[from] = afterSending(before[from], meaning);
     const via = crossedFin ? { [from]: this.states[from] } : undefined;
     if (crossedFin) this.states[from] = afterReceiving(this.states[from], A_FIN);
-    this.states[to] = afterReceiving(before[to], meaning);
-    if (before[to] === 'SYN_SENT' && this.states[to] === 'SYN_RECV') notes.push('simultaneous open');
-    if (before[to] === 'FIN_WAIT1' && this.states[to] === 'CLOSING') notes.push('simultaneous close');
+    // Connected to itself, the socket receives the segment in the state sending it left it in.
+    const receiverBefore = this.selfConnected ? this.states[from] : before[to];
+    this.states[to] = afterReceiving(receiverBefore, meaning);
+    if (receiverBefore === 'SYN_SENT' && this.states[to] === 'SYN_RECV') notes.push('simultaneous open');
+    if (receiverBefore === 'FIN_WAIT1' && this.states[to] === 'CLOSING') notes.push('simultaneous close');
 
     this.segments += 1;
     const step: LadderStep = {
@@ -258,11 +279,13 @@ class TrackedConnection implements Connection {
       payloadLength: segment.payloadLength,
       offsetMs: (segment.timeUs - this.firstTimeUs) / 1000,
       states: { ...this.states },
-      changed: { client: this.states.client !== before.client, server: this.states.server !== before.server },
+      changed: { [from]: this.states[from] !== before[from], [to]: this.states[to] !== receiverBefore } as Record<End, boolean>,
       ...(via === undefined ? {} : { via }),
       scaledWindow: scaledWindow(segment, sender, receiver),
       notes,
     };
+    // The socket connected to itself is now as the segment's arrival left it, whichever column asks.
+    if (this.selfConnected) this.states[from] = this.states[to];
     remember(segment, sender);
     this.bytes[from] += segment.payloadLength;
     this.lastTimeUs = segment.timeUs;
@@ -398,7 +421,9 @@ function remember(segment: Segment, sender: Sender): void {
   const end = seqAdd(segment.seq, consumed);
   if (seqDiff(end, sender.next!) > 0) sender.next = end;
   if (hasFlags(segment, ACK)) sender.lastAck = segment.ack;
-  sender.lastWindow = segment.window;
+  // A SYN's window is never scaled, the next segment's is (RFC 7323 §2.2): the two do not compare,
+  // and a change between them is no window update.
+  sender.lastWindow = syn ? undefined : segment.window;
 }
 
 /**
@@ -536,23 +561,31 @@ export class ConnectionTracker {
  * LINUX_TIME_WAIT_MS; the ladder says CLOSED from then on.
  */
 export function stateAt(connection: Connection, end: End, timeUs: number): LadderState {
+  // A socket connected to itself, once a segment is past, is as its arrival (the `server` column) left it.
+  const column: End = connection.selfConnected ? 'server' : end;
   let state = connection.initialStates[end];
   let sinceUs = connection.firstTimeUs;
   for (const step of connection.steps) {
     if (step.segment.timeUs > timeUs) break;
-    if (step.states[end] !== state) [state, sinceUs] = [step.states[end], step.segment.timeUs];
+    if (step.states[column] !== state) [state, sinceUs] = [step.states[column], step.segment.timeUs];
   }
   return state === 'TIME_WAIT' && timeUs - sinceUs >= LINUX_TIME_WAIT_MS * 1000 ? 'CLOSED' : state;
 }
 
-/** The states one end went through, in order, from before the first segment to after the last. */
+/**
+ * The states one end went through, in order, from before the first segment to after the last. A
+ * socket connected to itself is both ends: its path takes each row's two columns, sending first.
+ */
 export function statePath(connection: Connection, end: End): LadderState[] {
   const path = [connection.initialStates[end]];
+  const columns: End[] = connection.selfConnected ? ['client', 'server'] : [end];
   for (const step of connection.steps) {
-    // A row where an end passed two states at once (a simultaneous close: FIN_WAIT1 → CLOSING).
-    const via = step.via?.[end];
-    if (via !== undefined) path.push(via);
-    if (step.changed[end]) path.push(step.states[end]);
+    for (const column of columns) {
+      // A row where an end passed two states at once (a simultaneous close: FIN_WAIT1 → CLOSING).
+      const via = step.via?.[column];
+      if (via !== undefined) path.push(via);
+      if (step.changed[column]) path.push(step.states[column]);
+    }
   }
   return path;
 }
@@ -576,6 +609,7 @@ export interface StepJson {
   window: number;
   scaledWindow?: number;
   options: TcpOptions;
+  /** Each end's state after the segment; for a socket connected to itself, its state as the segment left it and as it came back. */
   clientState: LadderState;
   serverState: LadderState;
   notes: StepNote[];

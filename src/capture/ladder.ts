@@ -16,6 +16,16 @@
  *     +0.335 ms  LAST_ACK    ─ FIN,ACK seq=1 ack=27 ───────────▶ TIME_WAIT (60 s)
  *     +0.345 ms  CLOSED      ◀─────────────── ACK seq=27 ack=2 ─
  *
+ * A socket connected to itself (connection-tracker.ts, selfConnected) has no client and no server, and
+ * no listener: it is one end that sends every segment and receives every one. Its ladder keeps the
+ * two columns, named for that: the left is the socket as a segment leaves it, the right the same
+ * socket as the segment comes back. Each arrow still runs from sending to receiving, time still runs
+ * down the page and, within a row, left to right, so its states read in the order it went through
+ * them, RFC 9293's simultaneous open: SYN_SENT (left) as its SYN leaves, SYN_RECV (right) as it
+ * arrives, ESTABLISHED (right) as its SYN,ACK arrives. We chose this over a single column with
+ * arrows looping back to it: the student reads it as every other ladder, row by row, with nothing
+ * invented (no listener, no second socket), and a loop would need two rows for every segment.
+ *
  * Every payload byte is escaped before it is shown (escapeForLog): a client's bytes could otherwise
  * recolour, move or rewrite what the student's terminal shows.
  */
@@ -115,8 +125,14 @@ function layOut(connection: Connection, checks: readonly CrossCheck[], width: nu
   return { width, time: 0, client, arrow: MIN_ARROW };
 }
 
-/** `client 127.0.0.1:40312`, over the client's column. */
-const endName = (end: End, connection: Connection): string => `${end} ${formatEndpoint(connection[end])}`;
+/** `client 127.0.0.1:40312`, over the client's column; for a socket connected to itself, its two roles. */
+function endName(end: End, connection: Connection): string {
+  if (!connection.selfConnected) return `${end} ${formatEndpoint(connection[end])}`;
+  return end === 'client' ? `socket ${formatEndpoint(connection.client)} sends` : 'the same socket receives';
+}
+
+/** What a kernel reading of `end` is about, in words: `client`, `server`, or the one socket connected to itself. */
+const whose = (end: End, connection: Connection): string => (connection.selfConnected ? 'the socket' : end);
 
 /** Where each column starts. */
 const stateColumn = (end: End, layout: Layout): number => (end === 'client' ? timeSpan(layout) : arrowColumn(layout) + layout.arrow + 1);
@@ -131,6 +147,9 @@ function header(connection: Connection, source: string, layout: Layout): Piece[]
   const server = formatEndpoint(connection.server);
   const title = `#${connection.id} ${client} → ${server}: ${source}`;
   lines.push(...prose(title, 0, layout, 'title'));
+  if (connection.selfConnected) {
+    lines.push(...prose('one socket connected to itself: each segment leaves it (left) and comes back to it (right); its state is written where it changes, as the segment leaves or as it arrives', 0, layout));
+  }
   if (connection.joinedLate) {
     lines.push(...prose('the capture began mid-connection: its states are assumed ESTABLISHED before it, its numbers count from the first segment seen', 0, layout));
   }
@@ -144,7 +163,9 @@ function header(connection: Connection, source: string, layout: Layout): Piece[]
   } else {
     lines.push([{ text: indent(clientAt) + clientName }], [{ text: indent(Math.max(0, serverAt)) + serverName }]);
   }
-  lines.push(stateRow('', [], connection.initialStates, layout));
+  // One socket has one state to start from: written once, on the left.
+  const initial = connection.selfConnected ? { client: connection.initialStates.client } : connection.initialStates;
+  lines.push(stateRow('', [], initial, layout));
   return lines;
 }
 
@@ -276,7 +297,8 @@ function omittedLine(run: OmittedSteps, layout: Layout): Piece[] {
 function kernelLines(check: CrossCheck, connection: Connection, layout: Layout): Piece[][] {
   const { reading, ladderState, agrees } = check;
   const source = reading.source ?? (connection.ipVersion === 6 ? '/proc/net/tcp6' : '/proc/net/tcp');
-  const kernelSays = reading.state === 'none' ? `${reading.end} has no socket` : `${reading.end} ${reading.state}`;
+  const end = whose(reading.end, connection);
+  const kernelSays = reading.state === 'none' ? `${end} has no socket` : `${end} ${reading.state}`;
   const verdict = agrees ? '✓ agrees' : `✗ the ladder says ${ladderState}: the kernel wins`;
   const at = layout.time > 0 ? '' : ` at ${formatOffset(check.offsetMs)}`;
   const text = `┄┄ kernel (${source})${at}: ${kernelSays} ${verdict}`;
@@ -330,9 +352,10 @@ function formatBytes(bytes: number): string {
  * The arrows say which way the bytes went: → from client to server, ← back.
  */
 export function summarizeConnection(connection: Connection): string {
-  const { bytes, states } = connection;
+  const { bytes } = connection;
   const data = [bytes.client > 0 ? `${formatBytes(bytes.client)} →` : '', bytes.server > 0 ? `${formatBytes(bytes.server)} ←` : ''].filter((part) => part !== '');
-  const parts = [count(connection.segments, 'segment'), data.length > 0 ? data.join(', ') : 'no data', howItEnded(connection), finalStates(states)];
+  const parts = [count(connection.segments, 'segment'), data.length > 0 ? data.join(', ') : 'no data', howItEnded(connection), finalStates(connection)];
+  if (connection.selfConnected) parts.unshift('one socket connected to itself');
   if (connection.joinedLate) parts.push('joined late');
   return `#${connection.id} ${formatEndpoint(connection.client)} → ${formatEndpoint(connection.server)}: ${parts.join(', ')}`;
 }
@@ -341,6 +364,7 @@ export function summarizeConnection(connection: Connection): string {
 function howItEnded(connection: Connection): string {
   const ending = connection.steps.find((step) => hasFlags(step.segment, TCP_FLAGS.FIN) || hasFlags(step.segment, TCP_FLAGS.RST));
   if (ending === undefined) return 'not closed';
+  if (connection.selfConnected) return hasFlags(ending.segment, TCP_FLAGS.RST) ? 'reset (RST)' : 'closed (FIN): a simultaneous close with itself';
   if (hasFlags(ending.segment, TCP_FLAGS.RST)) {
     return ending.notes.includes('no listener: the kernel answered the SYN with RST') ? 'refused: no listener (RST)' : `${ending.from} reset it (RST)`;
   }
@@ -348,7 +372,8 @@ function howItEnded(connection: Connection): string {
   return simultaneous ? 'both closed at once (simultaneous close)' : `${ending.from} closed first (FIN)`;
 }
 
-function finalStates(states: Readonly<Record<End, LadderState>>): string {
+function finalStates({ states, selfConnected }: Connection): string {
+  if (selfConnected) return `the socket ${states.client}`;
   if (states.client === states.server) return `both ${states.client}`;
   const waiting = (['client', 'server'] as const).find((end) => states[end] === 'TIME_WAIT' && states[otherEnd(end)] === 'CLOSED');
   return waiting !== undefined ? `${waiting} TIME_WAIT` : `client ${states.client}, server ${states.server}`;

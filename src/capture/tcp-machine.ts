@@ -64,8 +64,8 @@ export function afterSending(state: LadderState, segment: SegmentMeaning): Ladde
     return state === 'CLOSED' ? 'SYN_SENT' : state;
   }
   if (segment.syn) {
-    // SYN,ACK: the answer to a SYN. A listener got here on receiving the SYN; an end that had sent its
-    // own SYN (a simultaneous open, RFC 9293 §3.5 figure 7) gets here now.
+    // SYN,ACK: the answer to a SYN, the moment a listener takes it (see afterReceiving, LISTEN). An end
+    // that had sent its own SYN (a simultaneous open, RFC 9293 §3.5 figure 7) gets here now.
     return state === 'LISTEN' || state === 'SYN_SENT' ? 'SYN_RECV' : state;
   }
   if (segment.fin) {
@@ -89,8 +89,12 @@ export function afterReceiving(state: LadderState, segment: SegmentMeaning): Lad
     return state === 'LISTEN' ? state : 'CLOSED';
   }
   switch (state) {
-    case 'LISTEN': // §3.10.7.2: a SYN starts a connection; the SYN,ACK answer goes out at once.
-      return segment.syn && !segment.ack ? 'SYN_RECV' : state;
+    case 'LISTEN':
+      // §3.10.7.2 has a SYN move a listener to SYN_RECV and answer with SYN,ACK. From outside we see
+      // the answer, not the decision: a listener whose accept queue is full drops the SYN with no
+      // trace (Linux's tcp_conn_request), and has no socket for it, not even a request socket. So
+      // the listener enters SYN_RECV when its SYN,ACK is seen going out (afterSending), not here.
+      return state;
     case 'SYN_SENT': // §3.10.7.3
       if (segment.syn && segment.acksSyn) return 'ESTABLISHED'; // the usual SYN,ACK
       if (segment.syn && !segment.ack) return 'SYN_RECV'; // both sent SYN: a simultaneous open

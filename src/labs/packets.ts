@@ -236,6 +236,8 @@ export class LabPackets {
 
   private readingsOf(connection: Connection): KernelReading[] {
     const endOf = (r: PairReading): End | undefined => {
+      // A socket connected to itself is both ends: a reading of it is a reading of either.
+      if (connection.selfConnected && sameEndpoint(r.local, connection.client) && sameEndpoint(r.remote, connection.client)) return r.end;
       if (sameEndpoint(r.local, connection.server) && sameEndpoint(r.remote, connection.client)) return 'server';
       if (sameEndpoint(r.local, connection.client) && sameEndpoint(r.remote, connection.server)) return 'client';
       return undefined;

@@ -59,8 +59,8 @@ async function connectToItself(ctx: LabContext): Promise<{ socket: net.Socket; s
 
 /** With a capture: the handshake's segments, as one socket sent and received them. */
 async function onTheWire(ctx: LabContext, self: Endpoint): Promise<void> {
-  // The capture's tracker expects two ends and never sees this one "finish": take what it has seen.
-  const wire = await capturedConnection(ctx, bothEnds(self, self), 'wire-handshake', 'the handshake, from packets', { ended: false });
+  // The capture's tracker knows a socket connected to itself (source = destination) and sees it end in TIME_WAIT.
+  const wire = await capturedConnection(ctx, bothEnds(self, self), 'wire-handshake', 'the handshake, from packets');
   if (wire === undefined) return;
   const [syn, synAck, ack] = wire.steps.map((step) => step.segment);
   const handshake = [syn, synAck, ack].map((segment) => (segment === undefined ? 'nothing' : flagNames(segment.flags)));

@@ -107,3 +107,41 @@ export function daytimeExchange(): Exchange {
   exchange.server('ACK', { afterUs: 10 });
   return exchange;
 }
+
+/** A socket bound to 127.0.0.1:42163 that connected to 127.0.0.1:42163: its own peer. */
+export const SELF: Endpoint = { address: '127.0.0.1', port: 42163 };
+
+/**
+ * A socket connected to itself, as Linux runs it over loopback (the self-connect lab's capture):
+ * every segment goes from SELF to SELF. Its SYN comes back to it in SYN_SENT (a simultaneous open),
+ * it answers with SYN,ACK on its own initial sequence number, and acknowledges that duplicate SYN;
+ * it writes "hello, me\n", reads it and acknowledges it; its FIN comes back to it before its ACK
+ * (a simultaneous close), and the ACK of the FIN is the last segment. One socket, one sequence
+ * space: the builder's `client` is the socket, and each segment names its numbers.
+ */
+export function selfConnectExchange(): Exchange {
+  const exchange = new Exchange({ client: SELF, server: SELF }, { client: CLIENT_ISN, server: CLIENT_ISN });
+  const at = (n: number): number => (CLIENT_ISN + n) >>> 0;
+  exchange.client('SYN', { afterUs: 0, window: 65495 });
+  exchange.client('SYN,ACK', { seq: at(0), ack: at(1), window: 65495, afterUs: 13 });
+  exchange.client('ACK', { seq: at(1), ack: at(1), window: 64, afterUs: 16 }); // a scaled window now: 64 × 2^7
+  exchange.client('PSH,ACK', { seq: at(1), ack: at(1), window: 64, payload: 'hello, me\n', afterUs: 53_440 });
+  exchange.client('ACK', { seq: at(11), ack: at(11), window: 64, afterUs: 20 });
+  exchange.client('FIN,ACK', { seq: at(11), ack: at(11), window: 64, afterUs: 1_871 });
+  exchange.client('ACK', { seq: at(12), ack: at(12), window: 64, afterUs: 15 });
+  return exchange;
+}
+
+/**
+ * A client whose first SYN a listener dropped (its accept queue was full: the backlog-full lab): no
+ * answer, the same SYN again a second later when the client's retransmission timer fires, and this
+ * time the SYN,ACK and the handshake.
+ */
+export function droppedSynExchange(): Exchange {
+  const exchange = new Exchange();
+  exchange.client('SYN', { afterUs: 0 });
+  exchange.client('SYN', { seq: CLIENT_ISN, afterUs: 1_029_000 });
+  exchange.server('SYN,ACK', { afterUs: 12 });
+  exchange.client('ACK', { afterUs: 9 });
+  return exchange;
+}
