@@ -19,6 +19,8 @@ export const ExitCode = {
   usage: 64,
   /** Input data was incorrect: the echo that came back differs from what was sent, or a capture file is not pcap. */
   dataError: 65,
+  /** An input file the user named does not exist or cannot be read: `serve --config`. */
+  noInput: 66,
   /** A host name could not be resolved. */
   noHost: 68,
   /** A service is unavailable: the port is in use, or nothing answered. */
@@ -29,6 +31,8 @@ export const ExitCode = {
   cantCreate: 73,
   /** Permission denied: a privileged port without root. */
   noPermission: 77,
+  /** A configuration error (sysexits' EX_CONFIG): a --config file that is not valid. */
+  config: 78,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -52,6 +56,8 @@ export const ERROR_CODES = {
   ERR_ADDRESS_NOT_AVAILABLE: { exitCode: ExitCode.unavailable, meaning: 'bind() said EADDRNOTAVAIL: not an address of this machine' },
   ERR_BAD_DESCRIPTOR: { exitCode: ExitCode.unavailable, meaning: 'an inherited descriptor (from systemd or inetd) is not a TCP or UDP socket of the expected kind, or cannot be told apart' },
   ERR_NOT_ACTIVATED: { exitCode: ExitCode.unavailable, meaning: '--systemd without sockets from systemd (LISTEN_PID/LISTEN_FDS), or --inetd without a socket on descriptor 0' },
+  ERR_CONFIG_UNREADABLE: { exitCode: ExitCode.noInput, meaning: 'serve --config: the file does not exist or cannot be read' },
+  ERR_CONFIG_FILE: { exitCode: ExitCode.config, meaning: 'serve --config: the file is not valid TOML, has an unknown table or key, or a value its command-line flag would refuse' },
   ERR_LOG_FILE: { exitCode: ExitCode.cantCreate, meaning: '--log-file: the file cannot be opened for appending' },
   ERR_UNKNOWN_HOST: { exitCode: ExitCode.noHost, meaning: '--host, or a client\'s host, does not resolve' },
   ERR_CONNECT_FAILED: { exitCode: ExitCode.unavailable, meaning: 'client: no address of the host accepted the connection' },

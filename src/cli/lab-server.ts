@@ -10,6 +10,7 @@ import { ExitCode, usageError } from '../errors.js';
 import { protocols } from '../protocols/index.js';
 import { lastValueWins, noStrayArguments, runCli, usageErrors, VERSION } from './run.js';
 import { allCommand, protocolCommand } from './serve-command.js';
+import { serveCommand } from './serve-config.js';
 import { closest } from './suggest.js';
 
 // The commands that do not serve (and the labs and packet capture behind them) load after the
@@ -22,16 +23,16 @@ const { traceCommand } = await import('./trace-command.js');
 const PROGRAM = 'lab-server';
 const protocolNames = protocols.map((p) => p.name).join(', ');
 
-const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read (trace --read); ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written; ${ExitCode.noPermission} privileged port without root, or no right to capture (trace); ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
+const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read (trace --read); ${ExitCode.noInput} a --config file that cannot be read; ${ExitCode.config} a --config file that is not valid; ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written; ${ExitCode.noPermission} privileged port without root, or no right to capture (trace); ${ExitCode.software} internal error; 128+n a second signal n forced the exit.`;
 
 /** Every command: the protocols, then the others. */
-const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace', 'completion'];
+const commandNames = [...protocols.map((p) => p.name), 'all', 'serve', 'states', 'lab', 'trace', 'completion'];
 
 async function main(): Promise<void> {
   const usage = usageErrors(PROGRAM, commandNames);
   let cli = yargs(hideBin(process.argv))
     .scriptName(PROGRAM)
-    .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments), $0 trace (ladder diagrams of real packets).`)
+    .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 serve --config FILE (the services a file lists), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments), $0 trace (ladder diagrams of real packets).`)
     .strictCommands()
     .middleware(lastValueWins, true)
     .middleware(usage.remember, true)
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
   for (const protocol of protocols) cli = cli.command(protocolCommand(protocol));
   await cli
     .command(allCommand)
+    .command(serveCommand)
     .command(statesCommand)
     .command(labCommand)
     .command(traceCommand)
