@@ -107,8 +107,27 @@ export async function readConfig(file: string, rules: ConfigRules): Promise<Conf
     const fingerprint = JSON.stringify(Object.keys(options).sort().map((key) => [key, values[key]]));
     services.push({ protocol, values, fingerprint });
   }
+  checkPortsAreDistinct(file, services);
   if (services.length === 0) throw new LabError('ERR_CONFIG_FILE', `${escapeText(file)}: no service to serve: add a table for one, such as [echo] with port = 10007`);
   return { file, process: processValues, services };
+}
+
+/**
+ * Two services of one file on the same address, port and transport could never both listen: say
+ * so now, before one of them is started (or, on a reload, before anything changes).
+ */
+function checkPortsAreDistinct(file: string, services: readonly ServiceConfig[]): void {
+  const taken = new Map<string, string>();
+  for (const { protocol, values } of services) {
+    if (values.port === 0) continue;
+    const transports = [...(values['udp-only'] === true ? [] : ['TCP']), ...(values.udp === true || values['udp-only'] === true ? ['UDP'] : [])];
+    for (const transport of transports) {
+      const place = `${transport} port ${String(values.port)}${values.host === undefined ? '' : ` of ${String(values.host)}`}`;
+      const other = taken.get(place);
+      if (other !== undefined) throw new LabError('ERR_CONFIG_FILE', `${escapeText(file)}: [${protocol.name}] port: [${other}] has ${escapeText(place)} already; give each service a port of its own`);
+      taken.set(place, protocol.name);
+    }
+  }
 }
 
 /** The file's text, refused before reading unless it is a regular file of a sensible size. */
