@@ -28,7 +28,7 @@ import {
 import { handleSignals } from './signals.js';
 
 /** A config file holds the command line's options: the same definitions check both. */
-const CONFIG_RULES: ConfigRules = {
+export const CONFIG_RULES: ConfigRules = {
   processOptions: PROCESS_OPTIONS,
   serviceOptions: SERVICE_OPTIONS,
   protocolOptions: (protocol) => ({ port: portOption(protocol), ...protocol.options, ...(protocol.closesFirst ? CLOSE_OPTIONS : {}) }),
@@ -229,8 +229,14 @@ class ConfiguredServices {
     this.serving(await this.bind(each));
   }
 
+  /** Binds a service's servers; a failure (a port in use) names the file and the service, and keeps its own exit status. */
   private async bind(each: Prepared): Promise<Prepared> {
-    await listenAll(each.servers, each.service, each.args, this.ownPorts);
+    try {
+      await listenAll(each.servers, each.service, each.args, this.ownPorts);
+    } catch (error) {
+      if (error instanceof LabError) throw new LabError(error.code, `${escapeText(this.file)}: [${each.config.protocol.name}] ${error.message}`);
+      throw error;
+    }
     return each;
   }
 
