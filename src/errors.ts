@@ -20,6 +20,8 @@ export const ExitCode = {
   usage: 64,
   /** Input data was incorrect: the echo that came back differs from what was sent, or a capture file is not pcap. */
   dataError: 65,
+  /** An input file the user named does not exist or cannot be read: `serve --config`. */
+  noInput: 66,
   /** A host name could not be resolved. */
   noHost: 68,
   /** A service is unavailable: the port is in use, or nothing answered. */
@@ -36,6 +38,8 @@ export const ExitCode = {
    * skipped, never as passed.
    */
   noPermission: 77,
+  /** A configuration error (sysexits' EX_CONFIG): a --config file that is not valid. */
+  config: 78,
   /** Interrupted by Ctrl-C: 128 + SIGINT's number, as a shell reports a program that SIGINT killed. */
   interrupted: 130,
 } as const;
@@ -63,6 +67,8 @@ export const ERROR_CODES = {
   ERR_BAD_DESCRIPTOR: { exitCode: ExitCode.unavailable, meaning: 'an inherited descriptor (from systemd or inetd) is not a TCP or UDP socket of the expected kind, or cannot be told apart' },
   ERR_NOT_ACTIVATED: { exitCode: ExitCode.unavailable, meaning: '--systemd without sockets from systemd (LISTEN_PID/LISTEN_FDS), or --inetd without a socket on descriptor 0' },
   ERR_TOO_FEW_DESCRIPTORS: { exitCode: ExitCode.osError, meaning: 'ulimit -n is below what the program needs to load (lab-server 64, lab-client 48)' },
+  ERR_CONFIG_UNREADABLE: { exitCode: ExitCode.noInput, meaning: 'serve --config: the file does not exist or cannot be read' },
+  ERR_CONFIG_FILE: { exitCode: ExitCode.config, meaning: 'serve --config: the file is not valid TOML, has an unknown table or key, or a value its command-line flag would refuse' },
   ERR_LOG_FILE: { exitCode: ExitCode.cantCreate, meaning: '--log-file: the file cannot be opened for appending, or is a FIFO or a socket' },
   ERR_UNKNOWN_HOST: { exitCode: ExitCode.noHost, meaning: '--host, or a client\'s host, does not resolve' },
   ERR_CONNECT_FAILED: { exitCode: ExitCode.unavailable, meaning: 'client: no address of the host accepted the connection' },

@@ -9,26 +9,19 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import type { LogLine } from './helpers/capture-log.js';
-import { assertOneLineError, jsonLines, LAB_SERVER, run } from './helpers/cli.js';
+import { assertOneLineError, jsonLines, LAB_SERVER, run, scratchFolder } from './helpers/cli.js';
 import { connect, echoRoundTrip, freePort, readAll, waitFor } from './helpers/servers.js';
 
 const ASCTIME_LINE = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\n$/;
 /** Ample for starting Node on a loaded machine. */
 const DEADLINE_MS = 15_000;
-
-/** A folder of its own for a test's files, removed afterwards. */
-function scratchFolder(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'lab-inetd-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 const readIfThere = (path: string): string => {
   try {

@@ -14,10 +14,10 @@ import { closest } from './suggest.js';
 const PROGRAM = 'lab-server';
 const protocolNames = protocols.map((p) => p.name).join(', ');
 
-const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read, or is not a regular file (trace --read); ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written, or is a FIFO; ${ExitCode.noPermission} privileged port without root, no right to capture (trace), or a lab that needs root (skipped); ${ExitCode.software} internal error; ${ExitCode.osError} ulimit -n too low to start; ${ExitCode.interrupted} a lab stopped by Ctrl-C; 128+n a second signal n forced the exit.`;
+const EXIT_CODES_HELP = `Exit status: 0 after a graceful shutdown; ${ExitCode.labFailed} a lab's prediction disagreed with the kernel; ${ExitCode.usage} bad usage (flag, port, protocol); ${ExitCode.noHost} unknown host; ${ExitCode.unavailable} port in use, address unavailable, no socket from systemd/inetd, or no tcpdump (trace); ${ExitCode.dataError} a pcap file that cannot be read, or is not a regular file (trace --read); ${ExitCode.noInput} a --config file that cannot be read; ${ExitCode.config} a --config file that is not valid; ${ExitCode.cantCreate} a --pcap or --log-file that cannot be written, or is a FIFO; ${ExitCode.noPermission} privileged port without root, no right to capture (trace), or a lab that needs root (skipped); ${ExitCode.software} internal error; ${ExitCode.osError} ulimit -n too low to start; ${ExitCode.interrupted} a lab stopped by Ctrl-C; 128+n a second signal n forced the exit.`;
 
 /** Every command: the protocols, then the others. */
-const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', 'trace', 'completion'];
+const commandNames = [...protocols.map((p) => p.name), 'all', 'serve', 'states', 'lab', 'trace', 'completion'];
 
 /**
  * The commands that do not serve, and the labs and packet capture behind them, which `lab-server
@@ -29,10 +29,12 @@ const commandNames = [...protocols.map((p) => p.name), 'all', 'states', 'lab', '
 async function withOtherCommands(cli: Argv): Promise<Argv> {
   const [first] = hideBin(process.argv);
   if (first === 'all' || protocols.some((protocol) => protocol.name === first)) return cli;
+  const { serveCommand } = await import('./serve-config.js');
+  if (first === 'serve') return cli.command(serveCommand);
   const { statesCommand } = await import('./states-command.js');
   const { labCommand } = await import('./lab-command.js');
   const { traceCommand } = await import('./trace-command.js');
-  return cli.command(statesCommand).command(labCommand).command(traceCommand);
+  return cli.command(serveCommand).command(statesCommand).command(labCommand).command(traceCommand);
 }
 
 async function main(): Promise<void> {
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
   skipHelpRendering(cli);
   cli = cli
     .scriptName(PROGRAM)
-    .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments), $0 trace (ladder diagrams of real packets).`)
+    .usage(`$0 <protocol> [options]\n\nServe a classic protocol for experiments. Protocols: ${protocolNames}.\nAlso: $0 all (every protocol at once), $0 serve --config FILE (the services a file lists), $0 states (the kernel's TCP sockets), $0 lab <name> (one-command experiments), $0 trace (ladder diagrams of real packets).`)
     .strictCommands()
     .middleware(lastValueWins, true)
     .middleware(usage.remember, true)

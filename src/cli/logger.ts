@@ -2,6 +2,7 @@
  * pino, set up for the two audiences of a log: JSON lines for programs (tests, jq, labs),
  * and one readable line per event for a person at a terminal.
  */
+import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
@@ -109,27 +110,63 @@ function loggerFor(format: LogFormat | undefined, level: LogLevel, { destination
         return wrapText(margin + text, Math.max(width, 2 * margin.length), margin).slice(margin.length);
       },
     });
-    return pino({ level, base: undefined }, stream);
+    return remember(pino({ level, base: undefined }, stream), sink, destination);
   }
-  return pino({ level, base: { pid: process.pid } }, sink);
+  return remember(pino({ level, base: { pid: process.pid } }, sink), sink, destination);
+}
+
+type FileDestination = ReturnType<typeof pino.destination>;
+
+/** The --log-file of each logger that writes to one, for reopenLogFile(). */
+const logFiles = new WeakMap<Logger, { sink: FileDestination; path: string }>();
+
+function remember(logger: Logger, sink: pino.DestinationStream, destination: LogDestination): Logger {
+  if (destination !== 'nowhere' && 'file' in destination) logFiles.set(logger, { sink: sink as FileDestination, path: destination.file });
+  return logger;
+}
+
+/**
+ * Reopens `logger`'s --log-file by its name, for logrotate: after `mv lab.log lab.log.1` the open
+ * descriptor still points to the renamed file (a rename does not touch open files), so lines keep
+ * going there until the name is opened again, which creates a new file. Returns false when the
+ * logger writes to no file; throws a LabError when the name cannot be opened, and then the old
+ * file is still written to.
+ */
+export function reopenLogFile(logger: Logger): boolean {
+  const file = logFiles.get(logger);
+  if (file === undefined) return false;
+  try {
+    file.sink.reopen();
+  } catch (error) {
+    throw cannotOpen(file.path, error);
+  }
+  return true;
 }
 
 /**
  * --log-file: opened with O_APPEND, so each line lands at the end even if another process writes
  * there too. Written synchronously: every line is out before the process exits, even on a signal.
  */
-function appendTo(file: string): ReturnType<typeof pino.destination> {
+function appendTo(file: string): FileDestination {
   try {
-    const fd = openForWriting(file, {
-      append: true,
-      refuse: (why) => new LabError('ERR_LOG_FILE', `cannot use --log-file ${JSON.stringify(file)}: ${why}`),
-      instead: 'without --log-file the log goes to stdout, and a pipe can take it there (| tee FILE)',
-    });
-    return pino.destination({ dest: fd, sync: true });
+    // Checked through a descriptor first (open(2) of a FIFO would block; named-files.ts refuses
+    // what is not a file), then opened by name, so that reopen() can open the name again after logrotate.
+    closeSync(
+      openForWriting(file, {
+        append: true,
+        refuse: (why) => new LabError('ERR_LOG_FILE', `cannot use --log-file ${JSON.stringify(file)}: ${why}`),
+        instead: 'without --log-file the log goes to stdout, and a pipe can take it there (| tee FILE)',
+      }),
+    );
+    return pino.destination({ dest: file, append: true, sync: true });
   } catch (error) {
     if (error instanceof LabError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    const why: Record<string, string> = { ENOENT: 'its folder does not exist', EACCES: 'permission denied', EISDIR: 'it is a folder', EROFS: 'the file system is read-only' };
-    throw new LabError('ERR_LOG_FILE', `cannot open --log-file ${JSON.stringify(file)} for appending: ${why[code] ?? code}`);
+    throw cannotOpen(file, error);
   }
+}
+
+function cannotOpen(file: string, error: unknown): LabError {
+  const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  const why: Record<string, string> = { ENOENT: 'its folder does not exist', EACCES: 'permission denied', EISDIR: 'it is a folder', EROFS: 'the file system is read-only' };
+  return new LabError('ERR_LOG_FILE', `cannot open --log-file ${JSON.stringify(file)} for appending: ${why[code] ?? code}`);
 }

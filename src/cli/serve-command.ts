@@ -2,19 +2,18 @@
  * `lab-server <protocol>` and `lab-server all`: serve protocols until Ctrl-C.
  * Flags become framework options here; signals become a graceful shutdown.
  */
-import { constants } from 'node:os';
-import type { Argv } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import type { Logger } from 'pino';
 import { LabError, usageError } from '../errors.js';
 import { AccessControl } from '../framework/access-control.js';
-import { DatagramServer, DEFAULT_DATAGRAM_BUDGET, DEFAULT_SERVICE_REPLY_BUDGET } from '../framework/datagram-server.js';
-import { formatEndpoint } from '../framework/endpoint.js';
+import { DatagramServer, DEFAULT_DATAGRAM_BUDGET, DEFAULT_SERVICE_REPLY_BUDGET, type DatagramSummary } from '../framework/datagram-server.js';
+import { formatEndpoint, type Endpoint } from '../framework/endpoint.js';
 import { escapeText, quoted } from '../framework/escape.js';
 import { EventStream } from '../framework/events.js';
 import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
 import { PROXY_VERSIONS } from '../framework/proxy-protocol.js';
-import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type LabServer } from '../framework/server.js';
+import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type LabServer, type ServerProgress } from '../framework/server.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
 import type { Dashboard } from '../observers/dashboard/server.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
@@ -26,122 +25,147 @@ import { countOption, DASHBOARD_OPTION, HIGHEST_PORT, hostOption, listenAddressO
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogSink } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
+import { handleSignals } from './signals.js';
 import { inetdSocket, logDestination, requireSystemdSockets, systemdSockets, type HandedOver } from './socket-activation.js';
 
 const DEFAULT_SHUTDOWN_SECONDS = 5;
 /** At exit, how long the log's reader gets to take the last lines, if it has stopped reading. */
-const LOG_FLUSH_DEADLINE_MS = 2000;
+export const LOG_FLUSH_DEADLINE_MS = 2000;
 const DEFAULT_BASE_PORT = 10000;
 /** The highest --base-port that leaves every service a port: 65535 less the highest well-known port (time's 37). */
 const HIGHEST_BASE_PORT = HIGHEST_PORT - Math.max(...protocols.map((p) => p.wellKnownPort));
+
+/**
+ * Options of the whole process, not of one service: where and how it logs, and how it stops.
+ * In a --config file they go in [defaults] (see config-file.ts).
+ */
+export const PROCESS_OPTIONS = {
+  'log-format': { ...VALUE_REQUIRED, choices: LOG_FORMATS, defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
+  'log-file': { ...VALUE_REQUIRED, type: 'string', describe: 'Append the log to this file instead of writing it to stdout (reopened on SIGHUP and SIGUSR1, for logrotate)' },
+  'log-level': { ...VALUE_REQUIRED, choices: LOG_LEVELS, default: 'info' as const, describe: 'Least severe log level shown (debug shows each connection state change)' },
+  'kernel-states': {
+    type: 'boolean', default: true,
+    describe: "After each close, log the kernel's TCP state for the socket pair (TIME_WAIT or nothing), read from /proc/net/tcp (Linux); --no-kernel-states turns it off",
+  },
+  'connection-logs': {
+    ...NUMBER_VALUE, default: DEFAULT_CONNECTION_LOGS_PER_SECOND, coerce: countOption('connection-logs'),
+    describe: 'Log at most this many connections a second in full (after a burst of twice as many); the rest are served and counted; 0 logs every one',
+  },
+  'shutdown-timeout': {
+    ...NUMBER_VALUE, default: DEFAULT_SHUTDOWN_SECONDS, coerce: secondsOption('shutdown-timeout'),
+    describe: 'On Ctrl-C or SIGTERM, give open connections this many seconds to finish, then close them',
+  },
+  metrics: {
+    ...VALUE_REQUIRED, type: 'string', coerce: listenAddressOption('metrics'),
+    describe: 'Also serve counters for Prometheus at http://ADDR:PORT/metrics (a port alone listens on 127.0.0.1)',
+  },
+  dashboard: DASHBOARD_OPTION,
+} satisfies Record<string, Options>;
+
+/** Options of each service: where it listens, its limits, who may connect. */
+export const SERVICE_OPTIONS = {
+  host: {
+    ...VALUE_REQUIRED, type: 'string', coerce: hostOption,
+    describe: 'Local address to bind; :: serves every interface (IPv6 and IPv4) [default: 127.0.0.1 and ::1, loopback only: this machine alone can connect]',
+  },
+  udp: { type: 'boolean', describe: 'Also serve UDP, on the same port number (off by default: see the reflection guards in the docs)' },
+  'udp-only': { type: 'boolean', describe: 'Serve UDP only' },
+  'udp-burst': {
+    ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.burst, coerce: positiveIntegerOption('udp-burst'),
+    describe: 'UDP: replies to one peer address in a burst, before going quiet',
+  },
+  'udp-rate': {
+    ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.perSecond, coerce: positiveIntegerOption('udp-rate'),
+    describe: 'UDP: replies per second to one peer address after the burst',
+  },
+  'udp-service-rate': {
+    ...NUMBER_VALUE, default: DEFAULT_SERVICE_REPLY_BUDGET.repliesPerSecond, coerce: positiveIntegerOption('udp-service-rate'),
+    describe: 'UDP: replies per second from the whole service, to every peer together (after a burst of twice as many)',
+  },
+  'udp-service-bytes': {
+    ...NUMBER_VALUE, default: DEFAULT_SERVICE_REPLY_BUDGET.bytesPerSecond, coerce: positiveIntegerOption('udp-service-bytes'),
+    describe: 'UDP: reply bytes per second from the whole service, to every peer together (after a burst of twice as many)',
+  },
+  resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
+  iterative: { type: 'boolean', default: false, describe: "Serve one connection at a time, like the tutorial's Perl server; later clients connect but wait" },
+  'max-connections': {
+    ...NUMBER_VALUE, default: DEFAULT_MAX_CONNECTIONS, coerce: positiveIntegerOption('max-connections'),
+    describe: 'Refuse (with RST) connections beyond this many at once',
+  },
+  'max-per-source': {
+    ...NUMBER_VALUE, coerce: positiveIntegerOption('max-per-source'), defaultDescription: 'a quarter of --max-connections',
+    describe: 'Refuse connections beyond this many from one IP address; others are unaffected',
+  },
+  rate: {
+    ...VALUE_REQUIRED, type: 'string', coerce: rateOption, defaultDescription: 'no limit',
+    describe: 'Refuse (with RST) new connections beyond N a second (`20` or `20/s`), after a burst of --rate-burst, like xinetd cps but never switching the service off',
+  },
+  'rate-burst': {
+    ...NUMBER_VALUE, coerce: positiveIntegerOption('rate-burst'), defaultDescription: 'twice --rate',
+    describe: 'New connections let through at once before --rate applies',
+  },
+  allow: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
+  deny: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
+  'evict-stalled-after': {
+    ...NUMBER_VALUE, default: DEFAULT_EVICT_STALLED_AFTER_MS / 1000, coerce: secondsOption('evict-stalled-after'),
+    describe: 'When --max-connections is reached, reset the connection that has moved no byte either way for longest, if for this many seconds, to let a new client in (against slowloris); 0 never does',
+  },
+  'idle-timeout': {
+    ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),
+    describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
+  },
+  'proxy-protocol': {
+    ...VALUE_REQUIRED, choices: PROXY_VERSIONS,
+    describe: "Behind a load balancer (HAProxy's send-proxy / send-proxy-v2): every TCP connection starts with a PROXY protocol header naming the real client, whom the logs and limits then see; needs --proxy-from",
+  },
+  'proxy-from': {
+    ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption,
+    describe: 'The proxies trusted to send that header (repeatable addresses or subnets); any other peer is refused',
+  },
+  'proxy-timeout': {
+    ...NUMBER_VALUE, default: DEFAULT_PROXY_TIMEOUT_MS / 1000, coerce: secondsOption('proxy-timeout'),
+    describe: 'Refuse a connection whose PROXY header is not whole after this many seconds',
+  },
+} satisfies Record<string, Options>;
+
+/** Options that cannot be given together (the same pairs on the command line and in a --config file). */
+export const CONFLICTING_OPTIONS = [['udp', 'udp-only']] as const;
 
 /** Options every server has, whatever it serves. */
 function commonOptions(y: Argv) {
   return y
     .options({
-      host: {
-        ...VALUE_REQUIRED, type: 'string', coerce: hostOption,
-        describe: 'Local address to bind; :: serves every interface (IPv6 and IPv4) [default: 127.0.0.1 and ::1, loopback only: this machine alone can connect]',
-      },
-      udp: { type: 'boolean', describe: 'Also serve UDP, on the same port number (off by default: see the reflection guards in the docs)' },
-      'udp-only': { type: 'boolean', describe: 'Serve UDP only' },
-      'udp-burst': {
-        ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.burst, coerce: positiveIntegerOption('udp-burst'),
-        describe: 'UDP: replies to one peer address in a burst, before going quiet',
-      },
-      'udp-rate': {
-        ...NUMBER_VALUE, default: DEFAULT_DATAGRAM_BUDGET.perSecond, coerce: positiveIntegerOption('udp-rate'),
-        describe: 'UDP: replies per second to one peer address after the burst',
-      },
-      'udp-service-rate': {
-        ...NUMBER_VALUE, default: DEFAULT_SERVICE_REPLY_BUDGET.repliesPerSecond, coerce: positiveIntegerOption('udp-service-rate'),
-        describe: 'UDP: replies per second from the whole service, to every peer together (after a burst of twice as many)',
-      },
-      'udp-service-bytes': {
-        ...NUMBER_VALUE, default: DEFAULT_SERVICE_REPLY_BUDGET.bytesPerSecond, coerce: positiveIntegerOption('udp-service-bytes'),
-        describe: 'UDP: reply bytes per second from the whole service, to every peer together (after a burst of twice as many)',
-      },
-      'log-format': { ...VALUE_REQUIRED, choices: LOG_FORMATS, defaultDescription: 'pretty on a terminal, json otherwise', describe: 'Log as JSON lines or as readable text' },
-      'log-file': { ...VALUE_REQUIRED, type: 'string', describe: 'Append the log to this file instead of writing it to stdout' },
-      'log-level': { ...VALUE_REQUIRED, choices: LOG_LEVELS, default: 'info' as const, describe: 'Least severe log level shown (debug shows each connection state change)' },
-      'kernel-states': {
-        type: 'boolean', default: true,
-        describe: "After each close, log the kernel's TCP state for the socket pair (TIME_WAIT or nothing), read from /proc/net/tcp (Linux); --no-kernel-states turns it off",
-      },
-      'connection-logs': {
-        ...NUMBER_VALUE, default: DEFAULT_CONNECTION_LOGS_PER_SECOND, coerce: countOption('connection-logs'),
-        describe: 'Log at most this many connections a second in full (after a burst of twice as many); the rest are served and counted; 0 logs every one',
-      },
-      resolve: { type: 'boolean', default: false, describe: "Log each client's host name (a reverse lookup, like gethostbyaddr)" },
-      dashboard: DASHBOARD_OPTION,
-      iterative: { type: 'boolean', default: false, describe: "Serve one connection at a time, like the tutorial's Perl server; later clients connect but wait" },
-      'max-connections': {
-        ...NUMBER_VALUE, default: DEFAULT_MAX_CONNECTIONS, coerce: positiveIntegerOption('max-connections'),
-        describe: 'Refuse (with RST) connections beyond this many at once',
-      },
-      'max-per-source': {
-        ...NUMBER_VALUE, coerce: positiveIntegerOption('max-per-source'), defaultDescription: 'a quarter of --max-connections',
-        describe: 'Refuse connections beyond this many from one IP address; others are unaffected',
-      },
-      rate: {
-        ...VALUE_REQUIRED, type: 'string', coerce: rateOption, defaultDescription: 'no limit',
-        describe: 'Refuse (with RST) new connections beyond N a second (`20` or `20/s`), after a burst of --rate-burst, like xinetd cps but never switching the service off',
-      },
-      'rate-burst': {
-        ...NUMBER_VALUE, coerce: positiveIntegerOption('rate-burst'), defaultDescription: 'twice --rate',
-        describe: 'New connections let through at once before --rate applies',
-      },
-      allow: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Serve only these addresses or subnets (repeatable), like xinetd only_from' },
-      deny: { ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption, describe: 'Refuse these addresses or subnets (repeatable), like xinetd no_access' },
-      'evict-stalled-after': {
-        ...NUMBER_VALUE, default: DEFAULT_EVICT_STALLED_AFTER_MS / 1000, coerce: secondsOption('evict-stalled-after'),
-        describe: 'When --max-connections is reached, reset the connection that has moved no byte either way for longest, if for this many seconds, to let a new client in (against slowloris); 0 never does',
-      },
-      'idle-timeout': {
-        ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),
-        describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
-      },
-      'proxy-protocol': {
-        ...VALUE_REQUIRED, choices: PROXY_VERSIONS,
-        describe: "Behind a load balancer (HAProxy's send-proxy / send-proxy-v2): every TCP connection starts with a PROXY protocol header naming the real client, whom the logs and limits then see; needs --proxy-from",
-      },
-      'proxy-from': {
-        ...VALUE_REQUIRED, type: 'string', array: true, default: [] as string[], coerce: subnetsOption,
-        describe: 'The proxies trusted to send that header (repeatable addresses or subnets); any other peer is refused',
-      },
-      'proxy-timeout': {
-        ...NUMBER_VALUE, default: DEFAULT_PROXY_TIMEOUT_MS / 1000, coerce: secondsOption('proxy-timeout'),
-        describe: 'Refuse a connection whose PROXY header is not whole after this many seconds',
-      },
-      metrics: {
-        ...VALUE_REQUIRED, type: 'string', coerce: listenAddressOption('metrics'),
-        describe: 'Also serve counters for Prometheus at http://ADDR:PORT/metrics (a port alone listens on 127.0.0.1)',
-      },
+      ...SERVICE_OPTIONS,
+      ...PROCESS_OPTIONS,
       systemd: {
         type: 'boolean',
         describe: 'Serve the sockets systemd passes (socket activation: LISTEN_FDS, descriptors 3 and up), and fail without them; without this flag they are served when present',
       },
-      'shutdown-timeout': {
-        ...NUMBER_VALUE, default: DEFAULT_SHUTDOWN_SECONDS, coerce: secondsOption('shutdown-timeout'),
-        describe: 'On Ctrl-C or SIGTERM, give open connections this many seconds to finish, then close them',
-      },
     })
-    .conflicts('udp', 'udp-only')
+    .conflicts(Object.fromEntries(CONFLICTING_OPTIONS))
     // Handed-over sockets come bound already: where and which transport are the supervisor's to say.
     .conflicts('systemd', ['host', 'udp', 'udp-only'])
     .strict();
 }
 
 /** The close-behaviour switches, for protocols that close first. */
+export const CLOSE_OPTIONS = {
+  close: {
+    ...VALUE_REQUIRED, type: 'string', default: 'fin', coerce: parseCloseMode,
+    describe: 'How to close: fin (orderly; this side enters TIME_WAIT) or rst (abortive, SO_LINGER 0; no TIME_WAIT). --no-close never closes',
+  },
+  'close-delay': { ...NUMBER_VALUE, default: 0, coerce: secondsOption('close-delay'), describe: 'Wait this many seconds after sending, then close' },
+} satisfies Record<string, Options>;
+
 function closeOptions<T>(y: Argv<T>) {
-  return y.options({
-    close: {
-      ...VALUE_REQUIRED, type: 'string', default: 'fin', coerce: parseCloseMode,
-      describe: 'How to close: fin (orderly; this side enters TIME_WAIT) or rst (abortive, SO_LINGER 0; no TIME_WAIT). --no-close never closes',
-    },
-    'close-delay': { ...NUMBER_VALUE, default: 0, coerce: secondsOption('close-delay'), describe: 'Wait this many seconds after sending, then close' },
-  });
+  return y.options(CLOSE_OPTIONS);
 }
+
+/** --port of `lab-server <protocol>`, whose default is the protocol's own port. */
+export const portOption = (protocol: Protocol) => ({
+  ...NUMBER_VALUE, alias: 'p', default: protocol.defaultPort, coerce: parsePort,
+  describe: 'Port to listen on; 0 lets the kernel pick a free one (its number is logged)',
+}) satisfies Options;
 
 /**
  * The order of --help: what a first run needs (where to listen, UDP, the protocol's own options)
@@ -159,10 +183,10 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
 }
 
-type CommonArguments = Awaited<ReturnType<typeof commonOptions>['argv']> & Partial<Awaited<ReturnType<typeof closeOptions>['argv']>>;
+export type CommonArguments = Awaited<ReturnType<typeof commonOptions>['argv']> & Partial<Awaited<ReturnType<typeof closeOptions>['argv']>>;
 
 /** One protocol on one port, with its own option values. */
-interface Service {
+export interface Service {
   protocol: Protocol;
   port: number;
   settings: Readonly<Record<string, unknown>>;
@@ -176,10 +200,7 @@ export function protocolCommand(protocol: Protocol) {
     builder: (y: Argv) => {
       const withPort = commonOptions(y.options(protocol.options))
         .options({
-          port: {
-            ...NUMBER_VALUE, alias: 'p', default: protocol.defaultPort, coerce: parsePort,
-            describe: 'Port to listen on; 0 lets the kernel pick a free one (its number is logged)',
-          },
+          port: portOption(protocol),
           inetd: {
             type: 'boolean',
             describe: 'Serve the socket on descriptor 0, as inetd, xinetd and systemd (StandardInput=socket) hand it over: one connection (then exit), a listening socket, or a UDP socket; the log never goes to that socket',
@@ -215,8 +236,12 @@ function defaultSettings(protocol: Protocol): Record<string, unknown> {
   return Object.fromEntries(Object.entries(protocol.options).map(([name, option]) => [name, option.default]));
 }
 
-interface RunningService {
+/** One service's server over one transport: a LabServer (TCP) or a DatagramServer (UDP). */
+export interface ServiceServer {
+  readonly protocol: Protocol;
+  listen(on: { host: string | undefined; port: number }): Promise<Endpoint[]>;
   close(deadlineMs: number): Promise<unknown>;
+  summary(): ServerProgress | DatagramSummary;
 }
 
 /** Starts every service, waits for a signal, and shuts them all down. */
@@ -234,46 +259,36 @@ async function serve(services: Service[], args: CommonArguments & { inetd?: bool
 }
 
 async function serveUntilStopped(services: Service[], args: CommonArguments & { inetd?: boolean }, handedOver: HandedOver[], logger: Logger, sink: LogSink): Promise<void> {
+  const running: ServiceServer[] = [];
+  // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
+  const stopRequested = handleSignals(logger, sink, { status: () => logStatus(logger, running) });
   const inherited = await Promise.all(handedOver.map(async (socket) => ({ ...socket, ...(await probeSocket(socket.fd)) })));
   // Tuning for the whole process, as a daemon's main() does: descriptors, then the C heap.
   fitConnectionsToDescriptors(args, logger, inherited.length > 0 ? inheritedSocketCounts(inherited) : boundSocketCounts(services, args));
   raiseMallocThresholds();
-  // Listen for the signals before anything starts: a SIGTERM during startup is a shutdown too.
-  const stopRequested = shutdownSignal(logger, sink);
-  // One event stream for every service; each observer subscribes to it once.
-  const events = new EventStream();
-  const log = new LogObserver(events, logger, { connectionsPerSecond: args.connectionLogs, tagServices: services.length > 1, droppedLines: sink.droppedLines });
-  // --metrics and --dashboard listen first: a port in use stops the start before any service opens.
-  const metrics = args.metrics === undefined ? undefined : await serveMetrics(new MetricsObserver(events), args.metrics);
-  if (metrics !== undefined) {
-    const url = `http://${formatEndpoint(metrics.local)}/metrics`;
-    logger.info({ event: 'metrics', url }, `metrics for Prometheus at ${url}`);
-  }
-  const dashboard = args.dashboard === undefined ? undefined : await startDashboard(args.dashboard, events);
-  // Kernel states of the connections the log or the page shows: looking up the others would be wasted work.
-  const kernelStates = args.kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) || dashboard?.state.shows(closed) === true }) : undefined;
+  // --metrics and --dashboard listen before any service: a port in use stops the start with nothing bound.
+  const observers = await observeServices(logger, sink, args, services.length > 1);
+  const { events } = observers;
   const ownPorts = new Set<number>();
-  const running: RunningService[] = [];
   const connections: Promise<void>[] = [];
   try {
-    if (inherited.length === 0) await bindServices(services, args, events, ownPorts, running);
-    else await serveHandedOver(inherited, services, args, events, ownPorts, running, connections);
+    if (inherited.length === 0) {
+      for (const service of services) running.push(...(await listenAll(serversFor(service, args, events, ownPorts), service, args, ownPorts)));
+    } else {
+      await serveHandedOver(inherited, services, args, events, ownPorts, running, connections);
+    }
   } catch (error) {
-    await Promise.all(running.map((service) => service.close(0)));
-    await metrics?.close();
-    await dashboard?.close();
+    await Promise.all(running.map((server) => server.close(0)));
+    await observers.stop();
     throw error;
   }
-  // The page's address after the services' (a script waiting for the first `listening` line still gets it first).
-  if (dashboard !== undefined) logger.info({ event: 'dashboard', url: dashboard.url }, `dashboard: ${dashboard.url} (a live, read-only page of the connections and their TCP states)`);
+  observers.announce();
   // A connection handed over alone (inetd's nowait, systemd's Accept=yes) is this process's whole
   // job: when it is closed, the process exits, and the supervisor starts another for the next one.
   const onlyConnections = connections.length > 0 && connections.length === inherited.length;
-  await (onlyConnections ? Promise.race([stopRequested, Promise.all(connections)]) : stopRequested);
-  await Promise.all(running.map((service) => service.close(args.shutdownTimeout)));
-  await kernelStates?.stop();
-  await metrics?.close();
-  await dashboard?.close();
+  const stop = await (onlyConnections ? Promise.race([stopRequested, Promise.all(connections).then(() => undefined)]) : stopRequested);
+  await Promise.all(running.map((server) => server.close(stop?.speed === 'now' ? 0 : args.shutdownTimeout)));
+  await observers.stop();
 }
 
 /**
@@ -285,6 +300,44 @@ async function startDashboard(listen: { address: string; port: number }, events:
   const dashboard = await Dashboard.start({ listen });
   dashboard.state.follow(events);
   return dashboard;
+}
+
+/**
+ * One event stream for every service of this process, and its observers, each subscribed once:
+ * the log, the kernel states of the connections the log or the page shows (looking up the others
+ * would be wasted work), and, when asked for, --metrics and --dashboard, which listen now, before
+ * any service. `announce()` logs the page's address after the services' `listening` lines (a
+ * script waiting for the first one still gets it first); `stop()` ends them all.
+ */
+export async function observeServices(
+  logger: Logger,
+  sink: LogSink,
+  { connectionLogs, kernelStates, metrics: metricsOn, dashboard: dashboardOn }: Pick<CommonArguments, 'connectionLogs' | 'kernelStates' | 'metrics' | 'dashboard'>,
+  tagServices: boolean,
+) {
+  const events = new EventStream();
+  const log = new LogObserver(events, logger, { connectionsPerSecond: connectionLogs, tagServices, droppedLines: sink.droppedLines });
+  const metrics = metricsOn === undefined ? undefined : await serveMetrics(new MetricsObserver(events), metricsOn);
+  if (metrics !== undefined) {
+    const url = `http://${formatEndpoint(metrics.local)}/metrics`;
+    logger.info({ event: 'metrics', url }, `metrics for Prometheus at ${url}`);
+  }
+  const dashboard = dashboardOn === undefined ? undefined : await startDashboard(dashboardOn, events).catch(async (error: unknown) => {
+    await metrics?.close();
+    throw error;
+  });
+  const reporter = kernelStates ? watchKernelStates(events, { wanted: (closed) => log.isLogged(closed.conn) || dashboard?.state.shows(closed) === true }) : undefined;
+  return {
+    events,
+    announce(): void {
+      if (dashboard !== undefined) logger.info({ event: 'dashboard', url: dashboard.url }, `dashboard: ${dashboard.url} (a live, read-only page of the connections and their TCP states)`);
+    },
+    async stop(): Promise<void> {
+      await reporter?.stop();
+      await metrics?.close();
+      await dashboard?.close();
+    },
+  };
 }
 
 /** --inetd's socket, or systemd's (read, and removed from the environment, in every case, as sd_listen_fds(3) does). */
@@ -312,7 +365,7 @@ function serviceFor(socket: HandedOver, services: Service[]): Service {
  */
 async function serveHandedOver(
   inherited: readonly (HandedOver & ProbedSocket)[], services: Service[], args: CommonArguments, events: EventStream,
-  ownPorts: Set<number>, running: RunningService[], connections: Promise<void>[],
+  ownPorts: Set<number>, running: ServiceServer[], connections: Promise<void>[],
 ): Promise<void> {
   for (const socket of inherited) {
     const service = serviceFor(socket, services);
@@ -334,24 +387,36 @@ async function serveHandedOver(
   }
 }
 
-/** Binds every service's own sockets: TCP, UDP, or both, on the loopback addresses or --host. */
-async function bindServices(services: Service[], args: CommonArguments, events: EventStream, ownPorts: Set<number>, running: RunningService[]): Promise<void> {
-  for (const service of services) {
-    if (!args.udpOnly) {
-      const server = tcpServer(service, args, events);
+/**
+ * A service's servers, made but not listening yet: TCP, UDP, or both. Making them runs the
+ * protocol's setup (qotd reads its --quotes file here), so a mistake there is found before any
+ * socket is bound.
+ */
+export function serversFor(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>): ServiceServer[] {
+  const tcp = args.udpOnly ? [] : [tcpServer(service, args, events)];
+  const udp = args.udp || args.udpOnly ? [udpServer(service, args, events, ownPorts)] : [];
+  return [...tcp, ...udp];
+}
+
+/**
+ * Binds a service's servers on its port, on the loopback addresses or --host, and returns them;
+ * if one cannot listen, closes those that already do. With --udp and port 0, UDP takes the port
+ * number the kernel gave TCP (and `service.port` becomes it).
+ */
+export async function listenAll(servers: ServiceServer[], service: Service, args: CommonArguments, ownPorts: Set<number>): Promise<ServiceServer[]> {
+  const listening: ServiceServer[] = [];
+  try {
+    for (const server of servers) {
       const [first] = await server.listen({ host: args.host, port: service.port });
-      running.push(server);
+      listening.push(server);
       ownPorts.add(first!.port);
-      // With --udp and --port 0, UDP takes the port number the kernel gave TCP.
       service.port = first!.port;
     }
-    if (args.udp || args.udpOnly) {
-      const server = udpServer(service, args, events, ownPorts);
-      const [first] = await server.listen({ host: args.host, port: service.port });
-      running.push(server);
-      ownPorts.add(first!.port);
-    }
+  } catch (error) {
+    await Promise.all(listening.map((server) => server.close(0)));
+    throw error;
   }
+  return listening;
 }
 
 function tcpServer(service: Service, args: CommonArguments, events: EventStream): LabServer {
@@ -404,7 +469,7 @@ function udpServer(service: Service, args: CommonArguments, events: EventStream,
 }
 
 /** TCP services, and every socket held besides connections, when this process binds its own. */
-function boundSocketCounts(services: Service[], args: CommonArguments): SocketCounts {
+export function boundSocketCounts(services: Service[], args: CommonArguments): SocketCounts {
   const addresses = args.host === undefined ? LOOPBACK_ADDRESSES.length : 1;
   const tcpServices = args.udpOnly ? 0 : services.length;
   const udpServices = args.udp || args.udpOnly ? services.length : 0;
@@ -416,7 +481,7 @@ function inheritedSocketCounts(inherited: readonly ProbedSocket[]): SocketCounts
   return { tcpServices: inherited.filter(({ role }) => role !== 'datagram').length, listeningSockets: inherited.length };
 }
 
-interface SocketCounts {
+export interface SocketCounts {
   tcpServices: number;
   listeningSockets: number;
 }
@@ -426,7 +491,7 @@ interface SocketCounts {
  * TCP service may fill its own --max-connections; the listening sockets are held besides. (Node
  * raises the soft limit to the hard one at startup, so the hard limit is the one that counts.)
  */
-function fitConnectionsToDescriptors(args: CommonArguments, logger: Logger, { tcpServices, listeningSockets }: SocketCounts): void {
+export function fitConnectionsToDescriptors(args: CommonArguments, logger: Logger, { tcpServices, listeningSockets }: SocketCounts): void {
   const limit = openFilesLimit();
   if (limit === undefined || tcpServices === 0) return;
   const fits = Math.max(1, Math.floor(connectionsWithin(limit - listeningSockets) / tcpServices));
@@ -445,18 +510,16 @@ function accessControl({ allow, deny }: CommonArguments): AccessControl | undefi
   return allow.length + deny.length > 0 ? new AccessControl(allow, deny) : undefined;
 }
 
-/** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
-async function shutdownSignal(logger: Logger, sink: LogSink): Promise<void> {
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+/**
+ * SIGUSR2: one line saying what each server is doing, from its own counters: TCP connections open
+ * now and served so far, UDP datagrams received and answered.
+ */
+export function logStatus(logger: Logger, servers: readonly ServiceServer[]): void {
+  const services = servers.map((server) => {
+    const summary = server.summary();
+    return { protocol: server.protocol.name, transport: 'open' in summary ? 'tcp' : 'udp', ...summary };
   });
-  const forceExit = (again: NodeJS.Signals): never => {
-    logger.warn({ event: 'forced-exit', signal: again }, `${again} again: exiting now`);
-    sink.flushNow();
-    process.exit(128 + constants.signals[again]);
-  };
-  process.once('SIGINT', forceExit);
-  process.once('SIGTERM', forceExit);
-  logger.info({ event: 'shutdown', signal }, `${signal}: shutting down, no longer accepting connections or datagrams (press Ctrl-C again to exit now)`);
+  const text = services.map((s) => ('open' in s ? `${s.protocol}: ${s.open} open, ${s.connections} served` : `${s.protocol}/udp: ${s.received} received, ${s.answered} answered`));
+  const uptimeSeconds = Math.round(process.uptime());
+  logger.info({ event: 'status', services, uptimeSeconds }, `status: ${text.join('; ') || 'no services'} (up ${uptimeSeconds} s)`);
 }

@@ -19,7 +19,7 @@ import { unmapIPv4, type Endpoint } from './endpoint.js';
 import { usageError } from '../errors.js';
 import { EventStream, type DropReason, type ServiceEvents } from './events.js';
 import { openUdpSockets, type ListenOn } from './listen.js';
-import type { DatagramHandler } from './protocol.js';
+import type { DatagramHandler, Protocol } from './protocol.js';
 import type { ServiceOptions } from './server.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -75,6 +75,7 @@ export interface DatagramSummary {
 }
 
 export class DatagramServer {
+  readonly protocol: Protocol;
   readonly events: ServiceEvents;
   private readonly sockets: dgram.Socket[] = [];
   private readonly handler: DatagramHandler;
@@ -87,6 +88,7 @@ export class DatagramServer {
 
   constructor(private readonly options: DatagramServerOptions) {
     const { protocol } = options;
+    this.protocol = protocol;
     this.events = (options.events ?? new EventStream()).forService(protocol.name, 'udp');
     const context = { now: options.now ?? (() => new Date()), shutdown: this.shutdown.signal };
     const handler = protocol.createHandlers(options.settings ?? {}, context).udp;

@@ -122,6 +122,11 @@ export interface ServerSummary {
   forced: number;
 }
 
+/** A running server's counters: its summary so far, and how many connections are open now. */
+export interface ServerProgress extends Omit<ServerSummary, 'forced'> {
+  open: number;
+}
+
 /** A listening socket, and the local end of every connection it accepts when that is fixed. */
 interface Listener {
   server: net.Server;
@@ -213,6 +218,11 @@ export class LabServer {
     const closed = once(socket, 'close');
     this.onConnection(socket);
     await closed;
+  }
+
+  /** Connections accepted and bytes moved so far, and the connections open now (for a status line). */
+  summary(): ServerProgress {
+    return { ...this.totals, open: this.connections.size };
   }
 
   /** The first listening socket's local end (the port is the same on every one). */

@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +35,13 @@ export interface Finished {
   stdout: string;
   stdoutBytes: Buffer;
   stderr: string;
+}
+
+/** A folder of its own for a test's files, removed afterwards. */
+export function scratchFolder(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lab-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** A user mistake: its exit status, and one stderr line that matches, with no stack trace. */
