@@ -97,7 +97,7 @@ test('lab-server lab keepalive, Ctrl-C mid-lab: exit 130, its programs stopped a
   await lab.stdoutLine(/^2\. /, 60_000);
   lab.child.kill('SIGINT');
   const result = await lab.finished;
-  assertOneLineError(result, 130, /^lab-server: interrupted \(Ctrl-C\)/);
+  assertOneLineError(result, 130, /^lab-server: interrupted: the lab stopped its servers and processes$/);
   const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((line) => line.startsWith(`labsrv-${lab.child.pid}-`));
   assert.deepEqual(left, []);
 });
