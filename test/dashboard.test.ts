@@ -127,9 +127,9 @@ function readEvents(url: string, headers: Record<string, string> = {}) {
   return { messages, update, close: () => request.destroy() };
 }
 
-async function fetchText(url: string, method = 'GET') {
+async function fetchText(url: string, method = 'GET', headers: http.OutgoingHttpHeaders = {}) {
   return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-    const request = http.request(url, { method }, (response) => {
+    const request = http.request(url, { method, headers }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
@@ -155,6 +155,11 @@ test('the dashboard is read-only, sends a Content-Security-Policy, and replays m
       assert.equal(answer.headers.allow, 'GET, HEAD');
     }
     assert.equal((await fetchText(`${dashboard.url}nothing-here`)).status, 404);
+    // DNS rebinding: another site's name pointed at 127.0.0.1 is refused; an address or localhost is not.
+    const port = new URL(dashboard.url).port;
+    assert.equal((await fetchText(dashboard.url, 'GET', { host: `attacker.example:${port}` })).status, 403);
+    assert.equal((await fetchText(`${dashboard.url}events`, 'GET', { host: 'attacker.example' })).status, 403);
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) assert.equal((await fetchText(dashboard.url, 'GET', { host })).status, 200, host);
 
     const first = readEvents(`${dashboard.url}events`);
     const snapshot = await first.update((u) => u.full);

@@ -12,12 +12,13 @@
  * message per event. Each message is kept for a while, so that a browser that reconnects with
  * Last-Event-ID gets the ones it missed; one that missed more gets a fresh snapshot.
  *
- * Safe by default: it binds 127.0.0.1 unless told otherwise; the page is built with textContent
- * only (no HTML from data) and a Content-Security-Policy forbids any script but /page.js.
+ * Safe by default: it binds 127.0.0.1 unless told otherwise, and there answers only requests that
+ * name it by an address or as localhost (DNS rebinding); the page is built with textContent only
+ * (no HTML from data) and a Content-Security-Policy forbids any script but /page.js.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { LabError } from '../../errors.js';
 import { formatEndpoint, type Endpoint } from '../../framework/endpoint.js';
 import type { Clock } from '../../framework/events.js';
@@ -27,6 +28,8 @@ import { DEFAULT_MAX_BUFFERED_BYTES, formatSseMessage, lastEventId, SSE_KEEPALIV
 import { PAGE_CSS } from './page-css.js';
 import { PAGE_HTML } from './page-html.js';
 import { PAGE_SCRIPT } from './page-script.js';
+
+const isLoopback = (address: string): boolean => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 
 /** How often the page is updated: fast enough to look live, slow enough to cost nothing. */
 export const UPDATE_INTERVAL_MS = 250;
@@ -138,6 +141,11 @@ export class Dashboard {
       response.end('read-only: only GET and HEAD\n');
       return;
     }
+    if (!this.answersTo(request.headers.host)) {
+      response.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8' });
+      response.end('open this page by its address (http://127.0.0.1:PORT/) or as localhost\n');
+      return;
+    }
     const url = new URL(request.url ?? '/', 'http://dashboard');
     const file = STATIC_FILES[url.pathname];
     if (file !== undefined) return this.sendText(request, response, 200, file.type, file.body);
@@ -150,6 +158,19 @@ export class Dashboard {
       return this.sendText(request, response, 200, 'application/json', JSON.stringify(ladder));
     }
     this.sendText(request, response, 404, 'text/plain; charset=utf-8', 'not found\n');
+  }
+
+  /**
+   * DNS rebinding: a page on another site can point a name of its own at 127.0.0.1 and then read a
+   * loopback page through the visitor's browser, which sends that name as Host. A page only this
+   * machine can reach is opened by an address or as `localhost`, so on loopback any other name is
+   * refused. Bound to a network address for a class, the page is open to the network anyway.
+   */
+  private answersTo(host: string | undefined): boolean {
+    const bound = (this.http.address() as AddressInfo).address;
+    if (!isLoopback(bound) || host === undefined) return true;
+    const name = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    return isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost');
   }
 
   private sendText(request: IncomingMessage, response: ServerResponse, status: number, type: string, body: string): void {
