@@ -18,6 +18,12 @@ export function unmapIPv4(address: string): string {
   return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/** 127.0.0.0/8 or ::1 (IPv4-mapped too): an address only this machine can reach. */
+export const isLoopback = (address: string): boolean => {
+  const plain = unmapIPv4(address);
+  return plain === '::1' || plain.startsWith('127.');
+};
+
 type SocketAddresses = { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number };
 
 /** A connected socket's own end, as the kernel reports it (getsockname). */

@@ -16,7 +16,7 @@
  * Time comes from the events themselves (`event.at`), so the budgets need no clock of their own.
  */
 import type { Level, Logger } from 'pino';
-import { formatEndpoint, formatListeningEndpoint, formatSocketPair } from '../framework/endpoint.js';
+import { formatEndpoint, formatListeningEndpoint, formatSocketPair, isLoopback } from '../framework/endpoint.js';
 import { escapeLines, escapeMessage } from '../framework/escape.js';
 import { EVENT_TYPES, type ConnectionIdentity, type EventOf, type EventStream, type EventType, type ProxyHop, type RefusalReason, type ServerEvent } from '../framework/events.js';
 import { LINES_REPORTED_PER_CONNECTION } from '../framework/messages.js';
@@ -349,5 +349,3 @@ export class LogObserver {
     if (this.recentlyClosed.size > RECENTLY_CLOSED_REMEMBERED) this.recentlyClosed.delete(this.recentlyClosed.values().next().value!);
   }
 }
-
-const isLoopback = (address: string): boolean => address === '::1' || address.startsWith('127.');

@@ -20,7 +20,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { once } from 'node:events';
 import { isIP, type AddressInfo } from 'node:net';
 import { LabError } from '../../errors.js';
-import { formatEndpoint, type Endpoint } from '../../framework/endpoint.js';
+import { formatEndpoint, isLoopback, type Endpoint } from '../../framework/endpoint.js';
 import type { Clock } from '../../framework/events.js';
 import { describeListenError } from '../../framework/listen.js';
 import { DashboardState } from './state.js';
@@ -28,8 +28,6 @@ import { DEFAULT_MAX_BUFFERED_BYTES, formatSseMessage, lastEventId, SSE_KEEPALIV
 import { PAGE_CSS } from './page-css.js';
 import { PAGE_HTML } from './page-html.js';
 import { PAGE_SCRIPT } from './page-script.js';
-
-const isLoopback = (address: string): boolean => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 
 /** How often the page is updated: fast enough to look live, slow enough to cost nothing. */
 export const UPDATE_INTERVAL_MS = 250;
