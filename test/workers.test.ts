@@ -120,8 +120,46 @@ test('--workers 2: a killed worker is logged and replaced; its connections are r
   assert.equal((await server.stop('SIGTERM')).code, 0);
 });
 
+test('--workers 2: /metrics in the primary counts every worker\'s connections', { timeout: 60_000 }, async (t) => {
+  const server = await startServerProcess(['echo', '--host', '127.0.0.1', '--workers', '2', '--metrics', '0']);
+  t.after(() => server.child.exitCode === null && server.child.kill('SIGKILL'));
+  const url = String((await server.event('metrics')).url);
+  for (let i = 0; i < 10; i++) (await echoOnce(server.port)).socket.end();
+  await waitFor('ten closes', () => (server.lines.filter((line) => line.event === 'closed').length === 10 ? true : undefined), 20_000);
+  assert.deepEqual([...workersOf(server, 'closed')].sort(), [1, 2]);
+  const scrape = await (await fetch(url)).text();
+  const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(scrape)?.[1]);
+  assert.equal(value('lab_server_connections_accepted_total{protocol="echo",transport="tcp"}'), 10);
+  assert.equal(value('lab_server_connections_closed_total{protocol="echo",transport="tcp",closed_by="client",how="fin"}'), 10);
+  assert.equal(value('lab_server_received_bytes_total{protocol="echo",transport="tcp"}'), 50);
+  assert.equal(value('lab_server_connections_open{protocol="echo",transport="tcp"}'), 0);
+  assert.equal((await server.stop('SIGTERM')).code, 0);
+});
+
+test('--workers 2: when full, the workers evict their stalled connections to make room (--evict-stalled-after)', { timeout: 60_000 }, async (t) => {
+  const server = await startServerProcess(['echo', '--host', '127.0.0.1', '--workers', '2', '--max-connections', '4', '--max-per-source', '4', '--evict-stalled-after', '1']);
+  t.after(() => server.child.exitCode === null && server.child.kill('SIGKILL'));
+  // Four silent connections fill the server (served: each echoed one line, then went quiet).
+  const silent = await Promise.all(Array.from({ length: 4 }, () => echoOnce(server.port)));
+  assert.ok(silent.every(({ outcome }) => outcome === 'served'));
+  // A newcomer, once they have been silent long enough, gets in: at once, or at its next try.
+  const newcomer = await waitFor('a newcomer served', async () => {
+    const attempt = await echoOnce(server.port);
+    if (attempt.outcome === 'served') return attempt.socket;
+    attempt.socket.destroy();
+    return undefined;
+  }, 20_000, 200);
+  const evicted = await server.event('evicted');
+  assert.ok(Number(evicted.stalledMs) >= 1000);
+  assert.ok([1, 2].includes(Number(evicted.worker)), 'the eviction was a worker\'s');
+  newcomer.destroy();
+  for (const { socket } of silent) socket.destroy();
+  assert.equal((await server.stop('SIGTERM')).code, 0);
+});
+
 test('--workers: bad values and combinations are usage errors (exit 64)', { timeout: 30_000 }, async () => {
   assertOneLineError(await run(LAB_SERVER, ['echo', '--workers', '0']), 64, /invalid --workers "0": give a number of worker processes from 1 to 256, or auto/);
   assertOneLineError(await run(LAB_SERVER, ['echo', '--workers', 'many']), 64, /invalid --workers "many"/);
   assertOneLineError(await run(LAB_SERVER, ['echo', '--workers', '2', '--iterative']), 64, /--workers with --iterative/);
+  assertOneLineError(await run(LAB_SERVER, ['echo', '--workers', '2', '--proxy-protocol', 'v2', '--proxy-from', '127.0.0.1']), 64, /--workers with --proxy-protocol is not supported yet/);
 });

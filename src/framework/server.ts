@@ -115,6 +115,8 @@ export interface ServerOptions extends ServiceOptions {
 export interface ConnectionHandOff {
   /** Takes the socket (this process keeps no copy) and says which worker serves it (undefined: the first to be ready). */
   hand(socket: net.Socket, connection: HandedConnection): number | undefined;
+  /** The service is full: asks every worker to evict its connection stalled longest, if stalled long enough. */
+  makeRoom(protocol: string): void;
   /** Stops every worker: each drains for `deadlineMs`; resolves with the connections each service closed by force. */
   drain(deadlineMs: number): Promise<ReadonlyMap<string, number>>;
 }
@@ -166,6 +168,8 @@ const WILDCARD_ADDRESSES = new Set(['::', '0.0.0.0']);
  * (ECONNRESET) without sending or reading anything.
  */
 const QUEUED_RESET_CHECK_MS = 250;
+/** --workers, when full: how often the workers are asked to make room while newcomers keep coming. */
+const WORKER_EVICTION_SPACING_MS = 100;
 const NOTHING = Buffer.alloc(0);
 
 export class LabServer {
@@ -416,11 +420,18 @@ export class LabServer {
    * The server is full: resets the connection stalled longest, if long enough, to make room.
    * Each look walks every connection, so after a look that found none, the next waits until one
    * could have become old enough (a flood of refusals costs one walk, not one per refusal).
+   * With --workers, the stalled connections are the workers' to find: each is asked to reset its
+   * own stalled longest, and the room is there for the next newcomer, not this one.
    */
-  private evictStalled(): boolean {
+  makeRoom(): boolean {
     const after = this.limits.evictStalledAfterMs;
     const now = this.events.now();
     if (after <= 0 || now < this.noEvictionBefore) return false;
+    if (this.options.handOff !== undefined) {
+      this.options.handOff.makeRoom(this.protocol.name);
+      this.noEvictionBefore = now + WORKER_EVICTION_SPACING_MS;
+      return false;
+    }
     let victim: Connection | undefined;
     let longest = -Infinity;
     for (const conn of this.connections) {
@@ -441,7 +452,7 @@ export class LabServer {
   /** Why this client may not have a connection now, if it may not. */
   private admission(source: string): RefusalReason | undefined {
     if (this.options.access !== undefined && !this.options.access.permits(source)) return 'denied';
-    if (this.openConnections() >= this.limits.maxConnections && !this.evictStalled()) return 'max-connections';
+    if (this.openConnections() >= this.limits.maxConnections && !this.makeRoom()) return 'max-connections';
     if ((this.perSource.get(source) ?? 0) >= this.limits.maxPerSource) return 'max-per-source';
     // Last: only a connection every other limit admits spends a token.
     if (this.newConnections !== undefined && !this.newConnections.take(this.events.now())) return 'rate';

@@ -7,6 +7,7 @@
  *      │ ◄──────────────────────────── ready ─── │  the worker's services are set up
  *      │ ── connection {…} + the socket ───────► │  one per admitted connection
  *      │ ◄──────────────── events [ … ] ──────── │  what happened, a batch per turn of the loop
+ *      │ ── make-room { protocol } ────────────► │  the service is full: evict a stalled connection
  *      │ ── stop { deadlineMs } ───────────────► │  drain, then exit
  *      │ ◄──────────────── stopped { forced } ── │  its connections closed by force, per protocol
  */
@@ -16,6 +17,7 @@ import type { HandedConnection } from '../server.js';
 export type ToWorker =
   | { kind: 'start'; forward: EventType[] }
   | ({ kind: 'connection' } & HandedConnection)
+  | { kind: 'make-room'; protocol: string }
   | { kind: 'stop'; deadlineMs: number };
 
 export type ToPrimary =

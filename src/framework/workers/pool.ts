@@ -92,6 +92,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
     return worker.number;
   }
 
+  makeRoom(protocol: string): void {
+    const message: ToWorker = { kind: 'make-room', protocol };
+    for (const worker of this.workers.values()) if (worker.ready) worker.child.send(message);
+  }
+
   drain(deadlineMs: number): Promise<ReadonlyMap<string, number>> {
     this.stopping ??= this.stopAll(deadlineMs);
     return this.stopping;

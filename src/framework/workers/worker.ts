@@ -60,6 +60,9 @@ export function serveForPrimary(servers: ReadonlyMap<string, LabServer>, stream:
           return;
         case 'connection':
           return serveConnection(servers, stream, message, socket);
+        case 'make-room':
+          servers.get(message.protocol)?.makeRoom();
+          return;
         case 'stop':
           void stop(message.deadlineMs);
           return;
