@@ -7,6 +7,7 @@ import { idleConnections, idleRss } from './idle-memory.js';
 import type { Scenario } from './scenario.js';
 import { slowReaderScenario } from './slow-reader.js';
 import { clientStartup, serverStartup } from './startup.js';
+import { daytimeWorkers1, daytimeWorkers2, echoPingPong100Workers1, echoPingPong100Workers2 } from './workers.js';
 
 export const scenarios: readonly Scenario[] = [
   echoBulk1,
@@ -18,6 +19,10 @@ export const scenarios: readonly Scenario[] = [
   daytimeConnectionRate,
   echoPingPong100Dashboard,
   daytimeDashboard,
+  daytimeWorkers1,
+  daytimeWorkers2,
+  echoPingPong100Workers1,
+  echoPingPong100Workers2,
   idleConnections,
   slowReaderScenario,
   clientStartup,

@@ -463,12 +463,12 @@ function tcpServer(service: Service, args: CommonArguments, events: EventStream,
  */
 function workerPool(count: number, events: EventStream, logger: Logger): WorkerPool {
   const pool = new WorkerPool(count, { module: process.argv[1]!, args: process.argv.slice(2), execArgv: process.execArgv }, events);
-  pool.on('worker-started', ({ worker, pid }) => logger.info({ event: 'worker-started', worker, workerPid: pid }, `worker ${worker} started (pid ${pid})`));
+  pool.on('worker-started', ({ worker, pid }) => logger.info({ event: 'worker-started', worker, workerPid: pid }, `worker started (pid ${pid})`));
   pool.on('worker-exited', ({ worker, pid, code, signal, lost, restartInMs }) => {
     if (restartInMs === null && code === 0) return; // a worker that drained and stopped, as asked
     const how = signal === null ? `exited with status ${code}` : `was killed by ${signal}`;
     const restart = restartInMs === null ? '' : restartInMs === 0 ? '; starting a new one' : `; starting a new one in ${restartInMs} ms (it died young)`;
-    logger.warn({ event: 'worker-exited', worker, workerPid: pid, code, signal, lost, restartInMs }, `worker ${worker} (pid ${pid}) ${how}: ${lost} connection(s) ended with it${restart}`);
+    logger.warn({ event: 'worker-exited', worker, workerPid: pid, code, signal, lost, restartInMs }, `worker (pid ${pid}) ${how}: ${lost} connection(s) ended with it${restart}`);
   });
   return pool;
 }
