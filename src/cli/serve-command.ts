@@ -141,7 +141,7 @@ function commonOptions(y: Argv) {
       ...SERVICE_OPTIONS,
       ...PROCESS_OPTIONS,
       workers: {
-        ...VALUE_REQUIRED, type: 'string', coerce: workersOption, defaultDescription: 'none: this process serves',
+        ...VALUE_REQUIRED, type: 'string', coerce: workersOption, defaultDescription: 'one process, no workers',
         describe: 'Serve TCP connections in N worker processes (auto: one per CPU); this process accepts them, keeps every limit exact across the workers, and replaces a worker that dies; UDP stays in this process',
       },
       systemd: {
