@@ -22,6 +22,7 @@ import { EventStream, type ConnectionState, type ProxyHop, type RefusalReason, t
 import { openTcpListeners, type Bound, type ListenOn } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
 import { readProxyHeader, type ProxyVersions } from './proxy-protocol.js';
+import { DEFAULT_MAX_SEND_QUEUE_BYTES, SendQueueWatcher } from './send-queue.js';
 
 /**
  * Connection limits. Each connection costs a file descriptor and some memory, so a server
@@ -44,6 +45,8 @@ export interface ConnectionLimits {
    * byte either way for longest, if that is at least this long (ms); 0 never evicts.
    */
   evictStalledAfterMs: number;
+  /** Bytes one connection may leave unacknowledged before the protocol waits (send-queue.ts); 0: no cap. */
+  maxSendQueueBytes: number;
 }
 
 /** 1024 is a common default of the soft `ulimit -n`: the descriptors a process may hold. */
@@ -100,6 +103,8 @@ export interface ServerOptions extends ServiceOptions {
   access?: AccessControl;
   /** Read a PROXY protocol header first on every connection (--proxy-protocol); see proxy-protocol.ts. */
   proxyProtocol?: ProxyProtocolOptions;
+  /** Where procfs is mounted, for the kernel's send queues (send-queue.ts); tests point it elsewhere. Default `/proc`. */
+  procRoot?: string;
 }
 
 export interface ProxyProtocolOptions {
@@ -171,6 +176,8 @@ export class LabServer {
   private readonly newConnections?: TokenBucket;
   /** --proxy-protocol: connections accepted whose header has not arrived yet. */
   private awaitingHeader = 0;
+  /** --max-send-queue: reads the kernel's send queues for connections that wait for room. */
+  private readonly sendQueues?: SendQueueWatcher;
 
   constructor(private readonly options: ServerOptions) {
     this.protocol = options.protocol;
@@ -181,9 +188,11 @@ export class LabServer {
       maxConnections,
       maxPerSource: options.limits?.maxPerSource ?? defaultMaxPerSource(maxConnections),
       evictStalledAfterMs: options.limits?.evictStalledAfterMs ?? DEFAULT_EVICT_STALLED_AFTER_MS,
+      maxSendQueueBytes: options.limits?.maxSendQueueBytes ?? DEFAULT_MAX_SEND_QUEUE_BYTES,
       ...(rate && { rate }),
     };
     if (rate !== undefined) this.newConnections = new TokenBucket(rate.perSecond, rate.burst);
+    if (this.limits.maxSendQueueBytes > 0) this.sendQueues = new SendQueueWatcher(this.limits.maxSendQueueBytes, this.events, options.procRoot);
     this.closePolicy = options.closePolicy ?? ORDERLY_CLOSE;
     // Every connection of a long-lived protocol (chargen) listens for the shutdown: no leak warning.
     setMaxListeners(0, this.shutdown.signal);
@@ -314,7 +323,7 @@ export class LabServer {
     if (refusal !== undefined) return this.refuse(socket, local, remote, refusal, proxy && { proxy });
     countSource(this.perSource, source, +1);
     const id = this.events.stream.nextConnectionId();
-    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange, proxy);
+    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange, proxy, this.sendQueues);
     this.connections.add(conn);
     this.totals.connections += 1;
     conn.emit('accepted', proxy === undefined ? {} : { proxy });
