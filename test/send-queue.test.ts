@@ -5,15 +5,19 @@
  * service says so once and streams as before.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type net from 'node:net';
 import { sameEndpoint } from '../src/framework/endpoint.js';
+import { ExitCode } from '../src/errors.js';
 import { DEFAULT_MAX_SEND_QUEUE_BYTES } from '../src/framework/send-queue.js';
+import { defineProtocol } from '../src/framework/protocol.js';
 import { chargen, chargenLine } from '../src/protocols/chargen.js';
 import { readTcpSockets } from '../src/tcp-states/read.js';
+import { assertOneLineError, LAB_SERVER, run } from './helpers/cli.js';
 import { connect, startServer, waitFor, type TestServer } from './helpers/servers.js';
 
 const CAP = DEFAULT_MAX_SEND_QUEUE_BYTES;
@@ -100,4 +104,47 @@ test('where /proc/net/tcp cannot be read: send-queue-unavailable, once, and the 
   assert.equal(unavailable.length, 1);
   assert.equal(unavailable[0]!.maxSendQueue, CAP);
   assert.match(unavailable[0]!.message, /\/proc\/net\/tcp/);
+});
+
+test('--max-send-queue takes a whole number of bytes, 0 for no cap; anything else is a usage error', async () => {
+  for (const value of ['1k', '-1', '2.5']) {
+    assertOneLineError(await run(LAB_SERVER, ['chargen', '--port', '0', '--max-send-queue', value]), ExitCode.usage, new RegExp(`^lab-server: invalid --max-send-queue "${value}": give a whole number, 0 or more$`));
+  }
+});
+
+test('a protocol whose onWritable listener throws when the budget lets it go on loses that connection only', { timeout: 30_000 }, async (t) => {
+  let clientReads = false;
+  let connections = 0;
+  const throwsOnResume = defineProtocol({
+    ...chargen, name: 'throws-on-resume',
+    createHandlers: () => ({
+      tcp: (conn) => {
+        const first = ++connections === 1;
+        const send = (): void => {
+          if (first && clientReads) throw new Error('resumed');
+          while (conn.write(CYCLE));
+        };
+        conn.onWritable(send);
+        send();
+      },
+    }),
+  });
+  const running = await startServer(throwsOnResume);
+  t.after(() => running.server.close(0));
+  const client = await connect(running.port);
+  client.pause();
+  const served = await servedSocket(running);
+  await stalled(served);
+  // Stalled with Node's buffer empty: what it waits for is the budget, not 'drain'.
+  assert.equal(served.writableLength, 0);
+  client.on('error', () => {});
+  clientReads = true;
+  client.resume(); // the Send-Q drains; a read of the table lets the protocol go on, and it throws
+  const failed = await running.events.waitFor('protocol-error');
+  assert.equal(failed.message, 'resumed');
+  assert.equal((await running.events.waitFor('closed')).reason, 'protocol-error');
+  // The server goes on: a second connection is served.
+  const second = await connect(running.port);
+  await once(second, 'data');
+  second.destroy();
 });

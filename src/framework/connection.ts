@@ -127,7 +127,7 @@ export class Connection {
   write(bytes: Buffer | string): boolean {
     if (!this.socket.write(bytes)) return false; // 'drain' follows, and onWritable checks the budget then
     if (this.sendQueue === undefined || this.sendQueue.hasRoom()) return true;
-    this.sendQueue.waitForRoom(() => this.writable?.());
+    this.sendQueue.waitForRoom(this.resumeWriting);
     return false;
   }
 
@@ -139,9 +139,21 @@ export class Connection {
     this.writable = listener;
     this.socket.on('drain', () => {
       if (this.sendQueue === undefined || this.sendQueue.hasRoom()) listener();
-      else this.sendQueue.waitForRoom(listener);
+      else this.sendQueue.waitForRoom(this.resumeWriting);
     });
   }
+
+  /**
+   * The send budget has room again. This runs from the watcher's read of the kernel's table, not
+   * from a socket event, so a listener that throws is caught here (see containFailures).
+   */
+  private readonly resumeWriting = (): void => {
+    try {
+      this.writable?.();
+    } catch (error) {
+      this.fail(error);
+    }
+  };
 
   /** Reports the lines this connection receives as `message` events (see messages.ts). */
   lines(): LineReporter {
