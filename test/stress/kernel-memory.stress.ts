@@ -30,16 +30,16 @@ function tcpMemoryPages(): number {
   return Number(/^TCP:.* mem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'))?.[1] ?? NaN);
 }
 
-/** The third value of a net.ipv4 triple (min, default, max), or the second. */
+/** A net.ipv4 triple (min, default, max), e.g. tcp_wmem. */
 const sysctlTriple = (name: string): number[] => readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/).map(Number);
 
 /** The server's default cap, as `lab-server --help` states it. */
 const MAX_SEND_QUEUE = 256 * 1024;
 /**
- * What one capped client may pin: the server's Send-Q (the cap, plus the write that crossed it)
- * and the client's receive buffer, which a client that never reads leaves at its first size
- * (tcp_rmem's default); half as much again for the kernel's bookkeeping (each buffer is charged by
- * its true size, headers and slack included).
+ * What one capped client may pin: the server's Send-Q (the cap, plus up to one loopback segment,
+ * 64 KiB, for the write that crossed it) and the client's receive buffer, which a client that
+ * never reads leaves at its first size (tcp_rmem's default); half as much again for the kernel's
+ * bookkeeping (each buffer is charged by its true size, headers and slack included).
  */
 const cappedBoundPerClient = (): number => 1.5 * (MAX_SEND_QUEUE + 64 * 1024 + sysctlTriple('tcp_rmem')[1]!);
 
