@@ -2,6 +2,7 @@
  * Checks for command-line values, run before any socket is made. Each throws a LabError
  * with a one-line message that names the flag, what was given, and what is expected.
  */
+import { availableParallelism } from 'node:os';
 import net from 'node:net';
 import { parseCidr } from '../framework/access-control.js';
 import { usageError } from '../errors.js';
@@ -115,6 +116,19 @@ export function rateOption(value: unknown): number {
   const match = /^(\d{1,9})(\/s)?$/.exec(text);
   if (match === null || Number(match[1]) < 1) throw usageError('ERR_INVALID_NUMBER', `invalid --rate ${JSON.stringify(text)}: give new connections a second, like 20 or 20/s`);
   return Number(match[1]);
+}
+
+/** More worker processes than this would only share the same cores: a typo, not a plan. */
+export const MAX_WORKERS = 256;
+
+/** --workers: a number of processes, or `auto` for one per CPU this process may run on. */
+export function workersOption(value: unknown): number {
+  const text = String(value);
+  if (text === 'auto') return availableParallelism();
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 1 || Number(text) > MAX_WORKERS) {
+    throw usageError('ERR_INVALID_NUMBER', `invalid --workers ${JSON.stringify(text)}: give a number of worker processes from 1 to ${MAX_WORKERS}, or auto (one per CPU)`);
+  }
+  return Number(text);
 }
 
 /** A whole number of at least 0, where 0 usually means "no limit". */

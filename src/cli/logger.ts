@@ -101,8 +101,9 @@ function loggerFor(format: LogFormat | undefined, level: LogLevel, { destination
       translateTime: 'SYS:HH:MM:ss.l',
       hideObject: true,
       messageFormat: (line, messageKey) => {
-        // `lab-server all` tags lines by service.
-        const text = `${line.service === undefined ? '' : `[${String(line.service)}] `}${String(line[messageKey])}`;
+        // `lab-server all` tags lines by service, and --workers by the worker that served the connection.
+        const tags = [line.service, line.worker === undefined ? undefined : `worker ${String(line.worker)}`].filter((tag) => tag !== undefined);
+        const text = `${tags.length === 0 ? '' : `[${tags.join(', ')}] `}${String(line[messageKey])}`;
         // A long explanation wraps between words, under the start of the message: wrapped as if
         // the prefix were part of the line, which it is on the screen.
         if (width === undefined) return text;

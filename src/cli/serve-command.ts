@@ -13,7 +13,10 @@ import { EventStream } from '../framework/events.js';
 import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
 import { PROXY_VERSIONS } from '../framework/proxy-protocol.js';
-import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type LabServer, type ServerProgress } from '../framework/server.js';
+import { WORKER_ENV } from '../framework/workers/messages.js';
+import { WorkerPool } from '../framework/workers/pool.js';
+import { serveForPrimary } from '../framework/workers/worker.js';
+import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type ConnectionHandOff, type LabServer, type ServerProgress } from '../framework/server.js';
 import { DEFAULT_MAX_SEND_QUEUE_BYTES } from '../framework/send-queue.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
 import type { Dashboard } from '../observers/dashboard/server.js';
@@ -22,7 +25,7 @@ import { DEFAULT_CONNECTION_LOGS_PER_SECOND, LogObserver } from '../observers/lo
 import { MetricsObserver } from '../observers/metrics.js';
 import { serveMetrics } from '../observers/metrics-endpoint.js';
 import { protocols } from '../protocols/index.js';
-import { countOption, DASHBOARD_OPTION, HIGHEST_PORT, hostOption, listenAddressOption, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED } from './arguments.js';
+import { countOption, DASHBOARD_OPTION, HIGHEST_PORT, hostOption, listenAddressOption, NUMBER_VALUE, parseCloseMode, parsePort, portInRange, positiveIntegerOption, rateOption, secondsOption, subnetsOption, VALUE_REQUIRED, workersOption } from './arguments.js';
 import { connectionsWithin, openFilesLimit } from './descriptor-limit.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogSink } from './logger.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
@@ -142,6 +145,10 @@ function commonOptions(y: Argv) {
     .options({
       ...SERVICE_OPTIONS,
       ...PROCESS_OPTIONS,
+      workers: {
+        ...VALUE_REQUIRED, type: 'string', coerce: workersOption, defaultDescription: 'none: this process serves',
+        describe: 'Serve TCP connections in N worker processes (auto: one per CPU); this process accepts them, keeps every limit exact across the workers, and replaces a worker that dies; UDP stays in this process',
+      },
       systemd: {
         type: 'boolean',
         describe: 'Serve the sockets systemd passes (socket activation: LISTEN_FDS, descriptors 3 and up), and fail without them; without this flag they are served when present',
@@ -150,6 +157,8 @@ function commonOptions(y: Argv) {
     .conflicts(Object.fromEntries(CONFLICTING_OPTIONS))
     // Handed-over sockets come bound already: where and which transport are the supervisor's to say.
     .conflicts('systemd', ['host', 'udp', 'udp-only'])
+    // UDP alone leaves a worker nothing to do (UDP stays in the primary); --iterative: checkWorkerOptions.
+    .conflicts('workers', 'udp-only')
     .strict();
 }
 
@@ -184,7 +193,7 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
     .group(['metrics', 'dashboard'], 'Metrics and dashboard:')
     .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'evict-stalled-after', 'max-send-queue', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
-    .group(['proxy-protocol', 'proxy-from', 'proxy-timeout'], 'Behind a proxy (docs/guides/scaling.md):')
+    .group(['workers', 'proxy-protocol', 'proxy-from', 'proxy-timeout'], 'Several cores, behind a proxy (docs/guides/scaling.md):')
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
 }
 
@@ -211,7 +220,7 @@ export function protocolCommand(protocol: Protocol) {
             describe: 'Serve the socket on descriptor 0, as inetd, xinetd and systemd (StandardInput=socket) hand it over: one connection (then exit), a listening socket, or a UDP socket; the log never goes to that socket',
           },
         })
-        .conflicts('inetd', ['systemd', 'host', 'udp', 'udp-only']);
+        .conflicts('inetd', ['systemd', 'host', 'udp', 'udp-only', 'workers']);
       const main = ['port', ...Object.keys(protocol.options)];
       return helpGroups(protocol.closesFirst ? closeOptions(withPort) : withPort, { main, closes: protocol.closesFirst, inetd: true });
     },
@@ -252,6 +261,8 @@ export interface ServiceServer {
 /** Starts every service, waits for a signal, and shuts them all down. */
 async function serve(services: Service[], args: CommonArguments & { inetd?: boolean }): Promise<void> {
   checkProxyOptions(args);
+  checkWorkerOptions(args);
+  if (process.env[WORKER_ENV] !== undefined) return serveAsWorker(services, args);
   // Sockets a supervisor handed over: when there are some, they are served and nothing is bound here.
   const handedOver = handedOverSockets(args);
   const { logger, sink } = createLogger(args.logFormat, args.logLevel, logDestination(args.logFile, handedOver));
@@ -274,19 +285,21 @@ async function serveUntilStopped(services: Service[], args: CommonArguments & { 
   // --metrics and --dashboard listen before any service: a port in use stops the start with nothing bound.
   const observers = await observeServices(logger, sink, args, services.length > 1);
   const { events } = observers;
+  const workers = args.workers === undefined ? undefined : workerPool(args.workers, events, logger);
   const ownPorts = new Set<number>();
   const connections: Promise<void>[] = [];
   try {
     if (inherited.length === 0) {
-      for (const service of services) running.push(...(await listenAll(serversFor(service, args, events, ownPorts), service, args, ownPorts)));
+      for (const service of services) running.push(...(await listenAll(serversFor(service, args, events, ownPorts, workers), service, args, ownPorts)));
     } else {
-      await serveHandedOver(inherited, services, args, events, ownPorts, running, connections);
+      await serveHandedOver(inherited, services, args, events, ownPorts, running, connections, workers);
     }
   } catch (error) {
     await Promise.all(running.map((server) => server.close(0)));
     await observers.stop();
     throw error;
   }
+  workers?.start();
   observers.announce();
   // A connection handed over alone (inetd's nowait, systemd's Accept=yes) is this process's whole
   // job: when it is closed, the process exits, and the supervisor starts another for the next one.
@@ -370,7 +383,7 @@ function serviceFor(socket: HandedOver, services: Service[]): Service {
  */
 async function serveHandedOver(
   inherited: readonly (HandedOver & ProbedSocket)[], services: Service[], args: CommonArguments, events: EventStream,
-  ownPorts: Set<number>, running: ServiceServer[], connections: Promise<void>[],
+  ownPorts: Set<number>, running: ServiceServer[], connections: Promise<void>[], workers?: ConnectionHandOff,
 ): Promise<void> {
   for (const socket of inherited) {
     const service = serviceFor(socket, services);
@@ -385,7 +398,7 @@ async function serveHandedOver(
       running.push(server);
       continue;
     }
-    const server = tcpServer(service, args, events);
+    const server = tcpServer(service, args, events, workers);
     if (role === 'listening') await server.listen({ fd });
     else connections.push(server.serveConnection(fd));
     running.push(server);
@@ -397,8 +410,8 @@ async function serveHandedOver(
  * protocol's setup (qotd reads its --quotes file here), so a mistake there is found before any
  * socket is bound.
  */
-export function serversFor(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>): ServiceServer[] {
-  const tcp = args.udpOnly ? [] : [tcpServer(service, args, events)];
+export function serversFor(service: Service, args: CommonArguments, events: EventStream, ownPorts: Set<number>, workers?: ConnectionHandOff): ServiceServer[] {
+  const tcp = args.udpOnly ? [] : [tcpServer(service, args, events, workers)];
   const udp = args.udp || args.udpOnly ? [udpServer(service, args, events, ownPorts)] : [];
   return [...tcp, ...udp];
 }
@@ -424,9 +437,10 @@ export async function listenAll(servers: ServiceServer[], service: Service, args
   return listening;
 }
 
-function tcpServer(service: Service, args: CommonArguments, events: EventStream): LabServer {
+function tcpServer(service: Service, args: CommonArguments, events: EventStream, workers?: ConnectionHandOff): LabServer {
   const access = accessControl(args);
   return createServer({
+    ...(workers && { handOff: workers }),
     protocol: service.protocol,
     settings: service.settings,
     events,
@@ -446,6 +460,45 @@ function tcpServer(service: Service, args: CommonArguments, events: EventStream)
       proxyProtocol: { versions: args.proxyProtocol, trusted: new AccessControl(args.proxyFrom), timeoutMs: args.proxyTimeout },
     }),
   });
+}
+
+/**
+ * --workers: N processes running this same program, which serve the connections this one accepts
+ * (framework/workers/). They start once the services listen; until one is ready, admitted
+ * connections wait. Their comings and goings are this process's to log.
+ */
+function workerPool(count: number, events: EventStream, logger: Logger): WorkerPool {
+  const pool = new WorkerPool(count, { module: process.argv[1]!, args: process.argv.slice(2), execArgv: process.execArgv }, events);
+  pool.on('worker-started', ({ worker, pid }) => logger.info({ event: 'worker-started', worker, workerPid: pid }, `worker ${worker} started (pid ${pid})`));
+  pool.on('worker-exited', ({ worker, pid, code, signal, lost, restartInMs }) => {
+    if (restartInMs === null && code === 0) return; // a worker that drained and stopped, as asked
+    const how = signal === null ? `exited with status ${code}` : `was killed by ${signal}`;
+    const restart = restartInMs === null ? '' : restartInMs === 0 ? '; starting a new one' : `; starting a new one in ${restartInMs} ms (it died young)`;
+    logger.warn({ event: 'worker-exited', worker, workerPid: pid, code, signal, lost, restartInMs }, `worker ${worker} (pid ${pid}) ${how}: ${lost} connection(s) ended with it${restart}`);
+  });
+  return pool;
+}
+
+/**
+ * --iterative serves one connection at a time: several processes would have nothing to share (and
+ * yargs' conflicts() would see its default, false, as given). --proxy-protocol: the header is read
+ * before admission, and a socket this process has read from cannot move to a worker without losing
+ * what follows the header (Node keeps reading it into this process's buffer).
+ */
+function checkWorkerOptions({ workers, iterative, proxyProtocol }: CommonArguments): void {
+  if (workers === undefined) return;
+  if (iterative) throw usageError('ERR_USAGE', '--workers with --iterative: an iterative server serves one connection at a time, in one process; drop one of them');
+  if (proxyProtocol !== undefined) {
+    throw usageError('ERR_USAGE', '--workers with --proxy-protocol is not supported yet: behind HAProxy, run one lab-server per core on its own port instead (docs/guides/scaling.md)');
+  }
+}
+
+/** A --workers worker: the same services, serving the connections the primary hands over. */
+async function serveAsWorker(services: Service[], args: CommonArguments): Promise<void> {
+  raiseMallocThresholds();
+  const events = new EventStream();
+  const servers = new Map(services.map((service) => [service.protocol.name, tcpServer(service, args, events)]));
+  await serveForPrimary(servers, events);
 }
 
 /**

@@ -27,7 +27,8 @@ export type Transport = 'tcp' | 'udp';
 export type ConnectionState = 'accepted' | 'active' | 'peer-closed' | 'closing' | 'closed';
 
 /** Why the server itself ended a connection, when it did. */
-export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'protocol-error' | 'evicted';
+/** `worker-exited`: the worker process serving it (--workers) died, and its descriptors with it. */
+export type ServerCloseReason = 'protocol' | 'idle-timeout' | 'shutdown' | 'protocol-error' | 'evicted' | 'worker-exited';
 
 /**
  * Who handed this process a socket it did not open: systemd's socket activation (descriptors 3 and
@@ -101,8 +102,11 @@ export interface EventFields {
   'handed-over': { fd: number; by: Supervisor; role: SocketRole; local: Endpoint; remote?: Endpoint; name?: string };
   /** A socket is bound and listening (TCP) or bound (UDP). `inherited`: it came open from elsewhere (a descriptor, a handle). */
   listening: { local: Endpoint; inherited: boolean; rfc: number };
-  /** accept(2) returned a connection; the kernel had already completed the handshake. */
-  accepted: ConnectionIdentity & { proxy?: ProxyHop };
+  /**
+   * accept(2) returned a connection; the kernel had already completed the handshake. `worker`: the
+   * worker process it was handed to (--workers), which serves it from here on.
+   */
+  accepted: ConnectionIdentity & { proxy?: ProxyHop; worker?: number };
   /**
    * A connection was reset as soon as it was accepted; `limit` is the limit it hit, if any, and
    * `problem` what was wrong with a PROXY protocol header. Behind a proxy, `local` and `remote` are
@@ -176,6 +180,8 @@ export interface EventStamp {
   time: number;
   protocol: string;
   transport: Transport;
+  /** The worker process the event happened in (--workers), when it was relayed from one. */
+  worker?: number;
 }
 
 /** One event: its type, its stamp and its fields. `switch (event.type)` narrows it. */
@@ -253,6 +259,17 @@ export class EventStream {
     const at = this.clock.monotonicMs();
     const event = { type, at, time: this.clock.timeOrigin + at, protocol: source.protocol, transport: source.transport, conn: about.conn, local: about.local, remote: about.remote, ...fields };
     this.dispatch(listeners, event as unknown as EventOf<T>);
+  }
+
+  /**
+   * Hands listeners an event that happened in another process (a --workers worker), marked with
+   * that worker's number. Its `at` is made ours from its wall-clock `time`: each process's
+   * monotonic clock starts at its own birth.
+   */
+  relay(event: ServerEvent, worker: number): void {
+    const listeners = this.listeners.get(event.type)!;
+    if (listeners.length === 0) return;
+    this.dispatch(listeners, { ...event, at: event.time - this.clock.timeOrigin, worker });
   }
 
   private dispatch<T extends EventType>(listeners: EventListener[], event: EventOf<T>): void {

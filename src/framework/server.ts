@@ -18,7 +18,7 @@ import { Connection, ORDERLY_CLOSE, type ClosePolicy } from './connection.js';
 import { localEndpoint, remoteEndpoint, unmapIPv4, type Endpoint } from './endpoint.js';
 import { TokenBucket } from './token-bucket.js';
 import { escapeText } from './escape.js';
-import { EventStream, type ConnectionState, type ProxyHop, type RefusalReason, type ServiceEvents } from './events.js';
+import { EventStream, type ConnectionIdentity, type ConnectionState, type EventOf, type ProxyHop, type RefusalReason, type ServiceEvents } from './events.js';
 import { openTcpListeners, type Bound, type ListenOn } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
 import { readProxyHeader, type ProxyVersions } from './proxy-protocol.js';
@@ -105,6 +105,31 @@ export interface ServerOptions extends ServiceOptions {
   proxyProtocol?: ProxyProtocolOptions;
   /** Where procfs is mounted, for the kernel's send queues (send-queue.ts); tests point it elsewhere. Default `/proc`. */
   procRoot?: string;
+  /**
+   * Serve admitted connections in other processes (--workers): this server then accepts, admits
+   * and counts, and `handOff` passes each connection on (workers/pool.ts). Without it, connections
+   * are served here.
+   */
+  handOff?: ConnectionHandOff;
+}
+
+/**
+ * Where an admitted connection goes when this process only accepts (workers/pool.ts). Its end comes
+ * back as a `closed` event on the server's stream, whichever process served it.
+ */
+export interface ConnectionHandOff {
+  /** Takes the socket (this process keeps no copy) and says which worker serves it (undefined: the first to be ready). */
+  hand(socket: net.Socket, connection: HandedConnection): number | undefined;
+  /** The service is full: asks every worker to evict its connection stalled longest, if stalled long enough. */
+  makeRoom(protocol: string): void;
+  /** Stops every worker: each drains for `deadlineMs`; resolves with the connections each service closed by force. */
+  drain(deadlineMs: number): Promise<ReadonlyMap<string, number>>;
+}
+
+/** An admitted connection, as a worker needs it to serve it as its own. */
+export interface HandedConnection extends ConnectionIdentity {
+  protocol: string;
+  proxy?: ProxyHop;
 }
 
 export interface ProxyProtocolOptions {
@@ -148,6 +173,8 @@ const WILDCARD_ADDRESSES = new Set(['::', '0.0.0.0']);
  * (ECONNRESET) without sending or reading anything.
  */
 const QUEUED_RESET_CHECK_MS = 250;
+/** --workers, when full: how often the workers are asked to make room while newcomers keep coming. */
+const WORKER_EVICTION_SPACING_MS = 100;
 const NOTHING = Buffer.alloc(0);
 
 export class LabServer {
@@ -178,6 +205,8 @@ export class LabServer {
   private awaitingHeader = 0;
   /** --max-send-queue: reads the kernel's send queues for connections that wait for room. */
   private readonly sendQueues?: SendQueueWatcher;
+  /** --workers: connections handed to a worker and not closed yet, with their client's address. */
+  private readonly handedOff = new Map<number, string>();
 
   constructor(private readonly options: ServerOptions) {
     this.protocol = options.protocol;
@@ -198,6 +227,8 @@ export class LabServer {
     setMaxListeners(0, this.shutdown.signal);
     const context = { now: options.now ?? (() => new Date()), shutdown: this.shutdown.signal };
     this.handler = options.protocol.createHandlers(options.settings ?? {}, context).tcp;
+    // A connection served by a worker ends there; its `closed` event, relayed here, frees its place.
+    if (options.handOff !== undefined) this.events.stream.on('closed', (closed) => this.forgetHandedOff(closed));
   }
 
   /**
@@ -229,9 +260,22 @@ export class LabServer {
     await closed;
   }
 
+  /**
+   * Serves a connection another process accepted and admitted (a --workers primary): the same
+   * lifecycle as one accepted here, under the number the primary gave it. Its `accepted` event was
+   * the primary's.
+   */
+  serveHandedOver(socket: net.Socket, { conn: id, local, remote, proxy }: HandedConnection): void {
+    // The primary accepted it paused (pauseOnConnect) and never read from it; Node wraps a received
+    // descriptor with Node's defaults, so it gets ours back: a client's FIN closes only its direction.
+    socket.allowHalfOpen = true;
+    socket.pause();
+    this.start(this.adopt(id, socket, local, remote, proxy));
+  }
+
   /** Connections accepted and bytes moved so far, and the connections open now (for a status line). */
   summary(): ServerProgress {
-    return { ...this.totals, open: this.connections.size };
+    return { ...this.totals, open: this.openConnections() };
   }
 
   /** The first listening socket's local end (the port is the same on every one). */
@@ -251,6 +295,11 @@ export class LabServer {
     // Closing the listening sockets: new SYNs to this port are now answered with RST.
     for (const { server } of this.listeners) server.close();
     this.shutdown.abort();
+    if (this.options.handOff !== undefined) {
+      // The workers drain their connections; every `closed` event comes back before they exit.
+      const forced = (await this.options.handOff.drain(deadlineMs)).get(this.protocol.name) ?? 0;
+      return this.summarize(forced);
+    }
     const open = this.connections.size;
     if (open > 0) {
       this.events.emit('draining', { open, deadlineMs });
@@ -261,9 +310,18 @@ export class LabServer {
     }
     const forced = this.closeAll();
     if (this.connections.size > 0) await new Promise<void>((resolve) => (this.whenAllClosed = resolve));
+    return this.summarize(forced);
+  }
+
+  private summarize(forced: number): ServerSummary {
     const summary = { ...this.totals, forced };
     this.events.emit('summary', { transport: 'tcp', ...summary });
     return summary;
+  }
+
+  /** Served here, or handed to a worker and not closed yet. */
+  private openConnections(): number {
+    return this.connections.size + this.handedOff.size;
   }
 
   /** Destroys every open connection now; returns how many there were. */
@@ -303,7 +361,7 @@ export class LabServer {
    */
   private async acceptProxied(socket: net.Socket, local: Endpoint, remote: Endpoint, { versions, trusted, timeoutMs }: ProxyProtocolOptions): Promise<void> {
     if (!trusted.permits(remote.address)) return this.refuse(socket, local, remote, 'proxy-untrusted');
-    if (this.connections.size + this.awaitingHeader >= this.limits.maxConnections) return this.refuse(socket, local, remote, 'max-connections');
+    if (this.openConnections() + this.awaitingHeader >= this.limits.maxConnections) return this.refuse(socket, local, remote, 'max-connections');
     this.awaitingHeader += 1;
     const outcome = await readProxyHeader(socket, versions, timeoutMs);
     this.awaitingHeader -= 1;
@@ -323,11 +381,16 @@ export class LabServer {
     if (refusal !== undefined) return this.refuse(socket, local, remote, refusal, proxy && { proxy });
     countSource(this.perSource, source, +1);
     const id = this.events.stream.nextConnectionId();
-    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange, proxy, this.sendQueues);
-    this.connections.add(conn);
-    this.totals.connections += 1;
+    const { handOff } = this.options;
+    if (handOff !== undefined) {
+      this.handedOff.set(id, source);
+      this.totals.connections += 1;
+      const worker = handOff.hand(socket, { protocol: this.protocol.name, conn: id, local, remote, ...(proxy && { proxy }) });
+      this.events.emitAbout({ conn: id, local, remote }, 'accepted', { ...(proxy && { proxy }), ...(worker !== undefined && { worker }) });
+      return;
+    }
+    const conn = this.adopt(id, socket, local, remote, proxy);
     conn.emit('accepted', proxy === undefined ? {} : { proxy });
-    if (this.options.resolvePeerNames) this.resolvePeerName(conn);
     if (this.options.iterative && this.serving !== undefined) {
       this.waiting.push(conn);
       conn.emit('queued', { behind: this.serving.id });
@@ -335,6 +398,15 @@ export class LabServer {
       return;
     }
     this.start(conn);
+  }
+
+  /** A connection this process serves: counted, watched, and started. */
+  private adopt(id: number, socket: net.Socket, local: Endpoint, remote: Endpoint, proxy?: ProxyHop): Connection {
+    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange, proxy, this.sendQueues);
+    this.connections.add(conn);
+    this.totals.connections += 1;
+    if (this.options.resolvePeerNames) this.resolvePeerName(conn);
+    return conn;
   }
 
   /**
@@ -357,11 +429,18 @@ export class LabServer {
    * The server is full: resets the connection stalled longest, if long enough, to make room.
    * Each look walks every connection, so after a look that found none, the next waits until one
    * could have become old enough (a flood of refusals costs one walk, not one per refusal).
+   * With --workers, the stalled connections are the workers' to find: each is asked to reset its
+   * own stalled longest, and the room is there for the next newcomer, not this one.
    */
-  private evictStalled(): boolean {
+  makeRoom(): boolean {
     const after = this.limits.evictStalledAfterMs;
     const now = this.events.now();
     if (after <= 0 || now < this.noEvictionBefore) return false;
+    if (this.options.handOff !== undefined) {
+      this.options.handOff.makeRoom(this.protocol.name);
+      this.noEvictionBefore = now + WORKER_EVICTION_SPACING_MS;
+      return false;
+    }
     let victim: Connection | undefined;
     let longest = -Infinity;
     for (const conn of this.connections) {
@@ -382,7 +461,7 @@ export class LabServer {
   /** Why this client may not have a connection now, if it may not. */
   private admission(source: string): RefusalReason | undefined {
     if (this.options.access !== undefined && !this.options.access.permits(source)) return 'denied';
-    if (this.connections.size >= this.limits.maxConnections && !this.evictStalled()) return 'max-connections';
+    if (this.openConnections() >= this.limits.maxConnections && !this.makeRoom()) return 'max-connections';
     if ((this.perSource.get(source) ?? 0) >= this.limits.maxPerSource) return 'max-per-source';
     // Last: only a connection every other limit admits spends a token.
     if (this.newConnections !== undefined && !this.newConnections.take(this.events.now())) return 'rate';
@@ -429,6 +508,16 @@ export class LabServer {
       if (next !== undefined) this.start(next);
     }
   };
+
+  /** A handed-off connection's `closed` event (relayed from its worker): its place is free again. */
+  private forgetHandedOff({ protocol, conn, bytesIn, bytesOut }: EventOf<'closed'>): void {
+    const source = protocol === this.protocol.name ? this.handedOff.get(conn) : undefined;
+    if (source === undefined) return;
+    this.handedOff.delete(conn);
+    this.totals.bytesIn += bytesIn;
+    this.totals.bytesOut += bytesOut;
+    countSource(this.perSource, source, -1);
+  }
 
   private forget(conn: Connection): void {
     if (!this.connections.delete(conn)) return; // forgotten already: evicted, then closed

@@ -149,7 +149,9 @@ export class LogObserver {
     const service = this.options.tagServices ? { service: event.protocol } : {};
     // What a client sent is escaped in the event already; this catches anything else a sentence
     // quotes (an error's message), cheaply: a plain ASCII line is returned as it is.
-    this.logger[LEVELS[event.type]]({ ...service, ...('conn' in event && event.conn !== undefined ? { conn: event.conn } : {}), event: event.type, ...fields }, escapeMessage(message));
+    // --workers: which worker served the connection (the primary's `accepted` says which it was handed to).
+    const worker = event.worker === undefined ? {} : { worker: event.worker };
+    this.logger[LEVELS[event.type]]({ ...service, ...worker, ...('conn' in event && event.conn !== undefined ? { conn: event.conn } : {}), event: event.type, ...fields }, escapeMessage(message));
   }
 
   /** For each event type, how its line reads: the structured fields, and the sentence for people. */

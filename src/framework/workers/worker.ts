@@ -1,0 +1,85 @@
+/**
+ * Worker processes (--workers N), a worker's side: serve the connections the primary hands over
+ * (pool.ts), and report what happens as events. A worker binds nothing and logs nothing; it has
+ * the same services as the primary, made from the same command line, and serves each connection
+ * with its protocol's server, under the number the primary gave it.
+ *
+ * Signals are the primary's to act on: Ctrl-C reaches every process of the terminal's process
+ * group, and systemd signals every process of the service, but only the primary knows when the
+ * workers should stop; it says so with a `stop` message. If the primary goes away without one
+ * (the IPC channel closes), the worker closes its connections and exits: no orphans.
+ */
+import type net from 'node:net';
+import type { EventStream, EventType, ServerEvent } from '../events.js';
+import type { LabServer } from '../server.js';
+import type { ToPrimary, ToWorker } from './messages.js';
+
+/** Signals whose default action (or Node's: SIGUSR1 opens the inspector) a worker must not take. */
+const PRIMARY_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+/**
+ * Events the primary makes itself: `accepted` (it accepted), `listening` (it listens) and
+ * `summary` (it adds the workers up). A worker never reports those.
+ */
+const PRIMARY_EVENTS = new Set<EventType>(['accepted', 'listening', 'summary']);
+
+/** Serves handed-over connections with `servers` (by protocol name) until the primary says stop. Resolves once stopped. */
+export function serveForPrimary(servers: ReadonlyMap<string, LabServer>, stream: EventStream): Promise<void> {
+  for (const signal of PRIMARY_SIGNALS) process.on(signal, () => {});
+  const send = (message: ToPrimary): void => {
+    if (process.connected) process.send!(message);
+  };
+  // Events go in batches, one message per turn of the event loop: a connection's few events, or a
+  // busy turn's hundreds, cost one write(2) on the channel.
+  let batch: ServerEvent[] = [];
+  const flush = (): void => {
+    if (batch.length > 0) send({ kind: 'events', events: batch });
+    batch = [];
+  };
+  const forward = (event: ServerEvent): void => {
+    if (batch.length === 0) setImmediate(flush);
+    batch.push(event);
+  };
+
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = async (deadlineMs: number): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      const forced: Record<string, number> = {};
+      await Promise.all([...servers].map(async ([protocol, server]) => (forced[protocol] = (await server.close(deadlineMs)).forced)));
+      flush();
+      send({ kind: 'stopped', forced });
+      process.disconnect?.();
+      resolve();
+    };
+    process.on('message', (message: ToWorker, socket?: net.Socket) => {
+      switch (message.kind) {
+        case 'start':
+          stream.subscribe(forward, message.forward.filter((type) => !PRIMARY_EVENTS.has(type)));
+          send({ kind: 'ready' });
+          return;
+        case 'connection':
+          return serveConnection(servers, stream, message, socket);
+        case 'make-room':
+          servers.get(message.protocol)?.makeRoom();
+          return;
+        case 'stop':
+          void stop(message.deadlineMs);
+          return;
+      }
+    });
+    process.on('disconnect', () => void stop(0));
+  });
+}
+
+function serveConnection(servers: ReadonlyMap<string, LabServer>, stream: EventStream, handed: Extract<ToWorker, { kind: 'connection' }>, socket: net.Socket | undefined): void {
+  const { protocol, conn, local, remote } = handed;
+  const server = servers.get(protocol);
+  // Node's documentation warns that the socket may be gone (the client closed) by the time it arrives.
+  if (server === undefined || socket === undefined) {
+    socket?.destroy();
+    stream.forService(protocol, 'tcp').emitAbout({ conn, local, remote }, 'closed', { closedBy: 'client', how: 'rst', bytesIn: 0, bytesOut: 0, durationMs: 0 });
+    return;
+  }
+  server.serveHandedOver(socket, handed);
+}
