@@ -20,9 +20,9 @@
  * A protocol writes while `outstanding` is under the cap; then it waits. One watcher per service
  * reads the table for every waiting connection at once (a read costs the same for one as for a
  * thousand: the kernel prints all its sockets each time), and lets each go on once its queue is down
- * to half the cap. A reader that keeps up is read for again at once; a client that has stopped
- * reading is looked at again later and later, up to once a second, so hundreds of stalled clients
- * cost one read a second. Where the table cannot be read (not Linux), the budget is off and the
+ * to half the cap. A reader that keeps up is read for again as soon as the last read allows (the
+ * reads take at most half the time); a client that has stopped reading is looked at again later
+ * and later, up to once a second, so hundreds of stalled clients cost one read a second. Where the table cannot be read (not Linux), the budget is off and the
  * service says so once (`send-queue-unavailable`): the kernel's buffers bound it, as before.
  */
 import type { Socket } from 'node:net';
@@ -120,6 +120,12 @@ export class SendQueueWatcher {
   private reading = false;
   private cancelNext?: () => void;
   private nextAt = Infinity;
+  /**
+   * No read before this time: as long after the last read ended as that read took. A read costs
+   * about 1 ms on a quiet machine, but 15 ms or more with ten thousand sockets in TIME_WAIT, all
+   * of which the kernel prints; reading back to back for a fast client would then keep a CPU busy.
+   */
+  private notBefore = -Infinity;
 
   constructor(
     /** The cap, in bytes (greater than 0). */
@@ -150,6 +156,7 @@ export class SendQueueWatcher {
     if (this.reading || this.waiting.size === 0) return;
     let due = Infinity;
     for (const queue of this.waiting) due = Math.min(due, queue.dueAt);
+    due = Math.max(due, this.notBefore);
     if (due >= this.nextAt) return; // a read is coming by then already
     this.cancelNext?.();
     this.nextAt = due;
@@ -170,6 +177,7 @@ export class SendQueueWatcher {
       return this.giveUp(`/proc/net/tcp is not readable here (it is Linux only)`);
     }
     this.reading = true;
+    const started = this.events.now();
     const queues = [...this.waiting];
     // Taken before the read: the kernel prints the row later, so its tx_queue counts at least these bytes.
     const accepted = queues.map((queue) => queue.kernelAccepted());
@@ -192,6 +200,7 @@ export class SendQueueWatcher {
     }
     this.reading = false;
     const now = this.events.now();
+    this.notBefore = 2 * now - started;
     queues.forEach((queue, i) => {
       if (!this.waiting.has(queue)) return; // closed during the read
       if (!queue.update(accepted[i]!, txQueues.get(pairKey(queue.local, queue.remote)), now)) return;
