@@ -8,6 +8,7 @@ import { AccessControl, parseCidr } from '../src/framework/access-control.js';
 import { EventStream } from '../src/framework/events.js';
 import { echo } from '../src/protocols/echo.js';
 import { DEFAULT_EVICT_STALLED_AFTER_MS } from '../src/framework/server.js';
+import { DEFAULT_MAX_SEND_QUEUE_BYTES } from '../src/framework/send-queue.js';
 import { startServer, type TestServer } from './helpers/servers.js';
 
 /**
@@ -155,7 +156,7 @@ test('--allow/--deny: refused addresses get RST, allowed ones are served', async
 test('the per-source default is a quarter of --max-connections', async (t) => {
   const { server } = await startServer(echo, { limits: { maxConnections: 40 } });
   t.after(() => server.close(0));
-  assert.deepEqual(server.limits, { maxConnections: 40, maxPerSource: 10, evictStalledAfterMs: DEFAULT_EVICT_STALLED_AFTER_MS });
+  assert.deepEqual(server.limits, { maxConnections: 40, maxPerSource: 10, evictStalledAfterMs: DEFAULT_EVICT_STALLED_AFTER_MS, maxSendQueueBytes: DEFAULT_MAX_SEND_QUEUE_BYTES });
 });
 
 test('100 concurrent connections from one address are all served with the default limits', async (t) => {

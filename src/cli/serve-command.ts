@@ -17,6 +17,7 @@ import { WORKER_ENV } from '../framework/workers/messages.js';
 import { WorkerPool } from '../framework/workers/pool.js';
 import { serveForPrimary } from '../framework/workers/worker.js';
 import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type ConnectionHandOff, type LabServer, type ServerProgress } from '../framework/server.js';
+import { DEFAULT_MAX_SEND_QUEUE_BYTES } from '../framework/send-queue.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
 import type { Dashboard } from '../observers/dashboard/server.js';
 import { watchKernelStates } from '../observers/kernel-states.js';
@@ -113,6 +114,10 @@ export const SERVICE_OPTIONS = {
     ...NUMBER_VALUE, default: DEFAULT_EVICT_STALLED_AFTER_MS / 1000, coerce: secondsOption('evict-stalled-after'),
     describe: 'When --max-connections is reached, reset the connection that has moved no byte either way for longest, if for this many seconds, to let a new client in (against slowloris); 0 never does',
   },
+  'max-send-queue': {
+    ...NUMBER_VALUE, default: DEFAULT_MAX_SEND_QUEUE_BYTES, coerce: countOption('max-send-queue'),
+    describe: "Stop writing to a connection (chargen) while this many bytes are unacknowledged, read from the kernel's Send-Q, so a client that never reads cannot pin megabytes of kernel memory; 0 lets the kernel's buffers alone bound it",
+  },
   'idle-timeout': {
     ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),
     describe: "Close a connection after the client has sent nothing for this many seconds (the server's own writes do not count); 0 never does",
@@ -186,7 +191,7 @@ function helpGroups<T>(y: Argv<T>, { main, closes, inetd }: { main: string[]; cl
   return y
     .group(['log-format', 'log-level', 'log-file', 'kernel-states', 'connection-logs', 'resolve'], 'Logging:')
     .group(['metrics', 'dashboard'], 'Metrics and dashboard:')
-    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'evict-stalled-after', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
+    .group(['max-connections', 'max-per-source', 'rate', 'rate-burst', 'evict-stalled-after', 'max-send-queue', 'idle-timeout', 'shutdown-timeout', 'udp-burst', 'udp-rate', 'udp-service-rate', 'udp-service-bytes'], 'Limits:')
     .group(['allow', 'deny'], 'Access:')
     .group(['workers', 'proxy-protocol', 'proxy-from', 'proxy-timeout'], 'Several cores, behind a proxy (docs/guides/scaling.md):')
     .group(inetd ? ['systemd', 'inetd'] : ['systemd'], 'Sockets from a supervisor (docs/guides/running-as-a-daemon.md):');
@@ -445,6 +450,7 @@ function tcpServer(service: Service, args: CommonArguments, events: EventStream,
     limits: {
       maxConnections: args.maxConnections,
       evictStalledAfterMs: args.evictStalledAfter,
+      maxSendQueueBytes: args.maxSendQueue,
       ...(args.maxPerSource !== undefined && { maxPerSource: args.maxPerSource }),
       ...(args.rate !== undefined && { rate: { perSecond: args.rate, burst: args.rateBurst ?? 2 * args.rate } }),
     },

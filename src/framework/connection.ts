@@ -22,6 +22,7 @@ import type { Endpoint } from './endpoint.js';
 import { escapeForLog, escapeText } from './escape.js';
 import type { CloseReport, ConnectionIdentity, ConnectionState, EventFields, ProxyHop, ServerCloseReason, ServiceEvents } from './events.js';
 import { IGNORE_LINES, LineSplitter, type LineReporter } from './messages.js';
+import type { SendQueue, SendQueueWatcher } from './send-queue.js';
 
 /** How a protocol's active close is carried out; the close-behaviour switches set it. */
 export interface ClosePolicy {
@@ -47,10 +48,14 @@ export class Connection {
   /** The first close seen on this connection, from either end. */
   private firstClose?: { closedBy: 'server' | 'client'; how: 'fin' | 'rst'; reason?: ServerCloseReason };
   private delayedClose?: NodeJS.Timeout;
+  /** The protocol's onWritable() listener. */
+  private writable?: () => void;
   /** The bytes moved either way when last looked at (see stalledFor), and since when. */
   private progress: { bytes: number; since: number };
   /** What every event about this connection carries: its number and its socket pair. */
   private readonly identity: ConnectionIdentity;
+  /** --max-send-queue: the bytes the client may leave unacknowledged (send-queue.ts); absent when uncapped. */
+  private readonly sendQueue?: SendQueue;
 
   constructor(
     readonly id: number,
@@ -64,9 +69,12 @@ export class Connection {
     private readonly onStateChange: StateListener,
     /** Behind a proxy (PROXY protocol): the proxy's connection, which the socket is; local and remote are then the client's. */
     readonly proxy?: ProxyHop,
+    sendQueues?: SendQueueWatcher,
   ) {
     this.acceptedAt = events.now();
     this.identity = { conn: id, local, remote };
+    // The kernel lists the socket under its own pair: behind a proxy, the proxy's connection.
+    this.sendQueue = sendQueues?.track(socket, proxy?.local ?? local, proxy?.remote ?? remote);
     this.progress = { bytes: 0, since: this.acceptedAt };
     containFailures(socket, this);
     // The client's FIN: read(2) returned 0.
@@ -87,6 +95,7 @@ export class Connection {
     });
     socket.on('close', () => {
       clearTimeout(this.delayedClose);
+      this.sendQueue?.cancel();
       this.setState('closed');
     });
   }
@@ -107,6 +116,44 @@ export class Connection {
     if (bytes !== this.progress.bytes) this.progress = { bytes, since: now };
     return now - this.progress.since;
   }
+
+  /**
+   * Writes like socket.write(), and says whether to go on writing: false when Node's buffer is past
+   * its high-water mark (socket.write's own false) or when the client has --max-send-queue bytes
+   * not yet acknowledged, in Node's buffer and the kernel's send queue together (send-queue.ts).
+   * After false, write no more until the listener given to onWritable() is called. Like
+   * socket.write(), the bytes are taken either way: the cap may be passed by one write.
+   */
+  write(bytes: Buffer | string): boolean {
+    if (!this.socket.write(bytes)) return false; // 'drain' follows, and onWritable checks the budget then
+    if (this.sendQueue === undefined || this.sendQueue.hasRoom()) return true;
+    this.sendQueue.waitForRoom(this.resumeWriting);
+    return false;
+  }
+
+  /**
+   * Calls `listener` each time writing may go on after write() returned false: Node's buffer has
+   * drained into the kernel ('drain') and the client has acknowledged enough of what the kernel holds.
+   */
+  onWritable(listener: () => void): void {
+    this.writable = listener;
+    this.socket.on('drain', () => {
+      if (this.sendQueue === undefined || this.sendQueue.hasRoom()) listener();
+      else this.sendQueue.waitForRoom(this.resumeWriting);
+    });
+  }
+
+  /**
+   * The send budget has room again. This runs from the watcher's read of the kernel's table, not
+   * from a socket event, so a listener that throws is caught here (see containFailures).
+   */
+  private readonly resumeWriting = (): void => {
+    try {
+      this.writable?.();
+    } catch (error) {
+      this.fail(error);
+    }
+  };
 
   /** Reports the lines this connection receives as `message` events (see messages.ts). */
   lines(): LineReporter {

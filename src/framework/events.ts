@@ -151,6 +151,11 @@ export interface EventFields {
   'kernel-state-failed': { message: string };
   /** Kernel TCP states cannot be read on this system (not Linux). */
   'kernel-state-unavailable': Record<never, never>;
+  /**
+   * The per-connection cap on unacknowledged bytes (--max-send-queue, send-queue.ts) is off for this
+   * service: the kernel's Send-Q cannot be read here (`message` says why). Once, when first needed.
+   */
+  'send-queue-unavailable': { message: string; maxSendQueue: number };
   /** A datagram was answered (`bytesOut` > 0) or, by a protocol that never answers, read (`bytesOut` 0). */
   datagram: DatagramFields & { bytesIn: number; bytesOut: number };
   /** A datagram was not answered, and why. */
@@ -202,7 +207,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'handed-over', 'listening', 'accepted', 'refused', 'accept-error', 'queued', 'state', 'peer-name', 'message', 'sent',
   'evicted', 'idle-timeout', 'close-skipped', 'socket-error', 'protocol-error', 'closed', 'kernel-state',
   'kernel-state-sampled', 'kernel-state-skipped', 'kernel-state-failed', 'kernel-state-unavailable',
-  'datagram', 'udp-dropped', 'udp-error', 'draining', 'summary',
+  'send-queue-unavailable', 'datagram', 'udp-dropped', 'udp-error', 'draining', 'summary',
 ];
 
 /** Returned by `subscribe` and `on`: call it to stop listening. */

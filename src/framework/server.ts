@@ -22,6 +22,7 @@ import { EventStream, type ConnectionIdentity, type ConnectionState, type EventO
 import { openTcpListeners, type Bound, type ListenOn } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
 import { readProxyHeader, type ProxyVersions } from './proxy-protocol.js';
+import { DEFAULT_MAX_SEND_QUEUE_BYTES, SendQueueWatcher } from './send-queue.js';
 
 /**
  * Connection limits. Each connection costs a file descriptor and some memory, so a server
@@ -44,6 +45,8 @@ export interface ConnectionLimits {
    * byte either way for longest, if that is at least this long (ms); 0 never evicts.
    */
   evictStalledAfterMs: number;
+  /** Bytes one connection may leave unacknowledged before the protocol waits (send-queue.ts); 0: no cap. */
+  maxSendQueueBytes: number;
 }
 
 /** 1024 is a common default of the soft `ulimit -n`: the descriptors a process may hold. */
@@ -100,6 +103,8 @@ export interface ServerOptions extends ServiceOptions {
   access?: AccessControl;
   /** Read a PROXY protocol header first on every connection (--proxy-protocol); see proxy-protocol.ts. */
   proxyProtocol?: ProxyProtocolOptions;
+  /** Where procfs is mounted, for the kernel's send queues (send-queue.ts); tests point it elsewhere. Default `/proc`. */
+  procRoot?: string;
   /**
    * Serve admitted connections in other processes (--workers): this server then accepts, admits
    * and counts, and `handOff` passes each connection on (workers/pool.ts). Without it, connections
@@ -198,6 +203,8 @@ export class LabServer {
   private readonly newConnections?: TokenBucket;
   /** --proxy-protocol: connections accepted whose header has not arrived yet. */
   private awaitingHeader = 0;
+  /** --max-send-queue: reads the kernel's send queues for connections that wait for room. */
+  private readonly sendQueues?: SendQueueWatcher;
   /** --workers: connections handed to a worker and not closed yet, with their client's address. */
   private readonly handedOff = new Map<number, string>();
 
@@ -210,9 +217,11 @@ export class LabServer {
       maxConnections,
       maxPerSource: options.limits?.maxPerSource ?? defaultMaxPerSource(maxConnections),
       evictStalledAfterMs: options.limits?.evictStalledAfterMs ?? DEFAULT_EVICT_STALLED_AFTER_MS,
+      maxSendQueueBytes: options.limits?.maxSendQueueBytes ?? DEFAULT_MAX_SEND_QUEUE_BYTES,
       ...(rate && { rate }),
     };
     if (rate !== undefined) this.newConnections = new TokenBucket(rate.perSecond, rate.burst);
+    if (this.limits.maxSendQueueBytes > 0) this.sendQueues = new SendQueueWatcher(this.limits.maxSendQueueBytes, this.events, options.procRoot);
     this.closePolicy = options.closePolicy ?? ORDERLY_CLOSE;
     // Every connection of a long-lived protocol (chargen) listens for the shutdown: no leak warning.
     setMaxListeners(0, this.shutdown.signal);
@@ -393,7 +402,7 @@ export class LabServer {
 
   /** A connection this process serves: counted, watched, and started. */
   private adopt(id: number, socket: net.Socket, local: Endpoint, remote: Endpoint, proxy?: ProxyHop): Connection {
-    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange, proxy);
+    const conn = new Connection(id, socket, local, remote, this.events, this.closePolicy, this.onStateChange, proxy, this.sendQueues);
     this.connections.add(conn);
     this.totals.connections += 1;
     if (this.options.resolvePeerNames) this.resolvePeerName(conn);

@@ -8,7 +8,9 @@
  * When the send buffer is full too, write() stops taking bytes: chargen (src/protocols/chargen.ts)
  * writes only while socket.write() returns true and waits for 'drain', so the server's program
  * stops writing and its memory stays flat. When the client reads again, the window opens and the
- * stream flows on.
+ * stream flows on. The lab turns off chargen's own cap on unacknowledged bytes (--max-send-queue 0),
+ * which would stop the program at 256 KiB, before the kernel's send buffer is full and before
+ * write() ever says false: the kernel's flow control is what it shows.
  */
 import type net from 'node:net';
 import { formatSocketPair } from '../framework/endpoint.js';
@@ -63,8 +65,8 @@ export const flowControl: Lab = {
     "the window falls to zero, the sender's unsent bytes wait in its send buffer, its persist timer probes the window now and then, " +
     'and when that buffer is full too, write() stops taking bytes. Nothing grows without bound. Reading again opens the window.',
   async run(ctx) {
-    ctx.step('Start a chargen server (lab-server chargen): it writes while write() returns true, then waits for \'drain\'.');
-    const { server, port, events } = await ctx.startServer({ protocol: chargen });
+    ctx.step('Start a chargen server (lab-server chargen --max-send-queue 0): it writes while write() returns true, then waits for \'drain\'.');
+    const { server, port, events } = await ctx.startServer({ protocol: chargen, limits: { maxSendQueueBytes: 0 } });
     ctx.say(`chargen listening on 127.0.0.1:${port}`);
 
     ctx.step(`A client connects and reads ${READ_FIRST / 1024} KiB: the stream flows. Then it stops reading (pause()).`);

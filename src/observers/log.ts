@@ -54,6 +54,7 @@ const LEVELS: Record<EventType, Level> = {
   'kernel-state-skipped': 'info',
   'kernel-state-failed': 'warn',
   'kernel-state-unavailable': 'debug',
+  'send-queue-unavailable': 'warn',
   datagram: 'debug',
   'udp-dropped': 'warn',
   'udp-error': 'debug',
@@ -291,6 +292,13 @@ export class LogObserver {
       },
       'kernel-state-unavailable': () => {
         return [{}, 'kernel TCP states are not reported: /proc/net/tcp is Linux only'];
+      },
+      'send-queue-unavailable': (event) => {
+        return [
+          { err: { message: event.message }, maxSendQueue: event.maxSendQueue },
+          `--max-send-queue ${event.maxSendQueue} is off: the kernel's send queues cannot be read (${event.message}); ` +
+            "a client that does not read may fill the kernel's send buffer, up to net.ipv4.tcp_wmem's maximum",
+        ];
       },
       queued: ifLogged((event, id) => {
         return [{ behind: event.behind }, `connection #${id} waits: the iterative server is busy with #${event.behind}`];

@@ -6,10 +6,14 @@
  * one before, so the pattern repeats every 95 lines.
  *
  * What it teaches: backpressure from the sending side. chargen could produce data forever;
- * it writes only while write() says the socket can take more, and waits for 'drain'.
- * A client that stops reading stops the stream, and server memory stays flat. The kernel's send
- * buffer is full meanwhile, though: Linux grows it up to net.ipv4.tcp_wmem's maximum (4 MiB), and
- * only SO_SNDBUF on the listening socket, which Node cannot set, bounds it (docs/reliability.md).
+ * it writes only while the connection can take more, and waits until it can again. "Can take
+ * more" has two parts. Node's: write() returns false once Node holds more than its high-water
+ * mark, and 'drain' says when the kernel took it. The kernel's: left alone, Linux grows the send
+ * buffer of a client that never reads up to net.ipv4.tcp_wmem's maximum (4 MiB), kernel memory
+ * outside the server's RSS; so conn.write() also says stop once the client has --max-send-queue
+ * bytes (256 KiB) unacknowledged, read from the kernel's Send-Q (src/framework/send-queue.ts).
+ * A client that stops reading stops the stream, and memory stays flat on both counts
+ * (docs/reliability.md).
  */
 import { defineProtocol } from '../framework/protocol.js';
 
@@ -40,12 +44,13 @@ export const chargen = defineProtocol({
   closesFirst: false,
   options: {},
   createHandlers: (_settings, { shutdown }) => ({
-    tcp: ({ socket }) => {
+    tcp: (conn) => {
+      const { socket } = conn;
       socket.resume(); // input is discarded
       let sending = true;
       const send = (): void => {
-        // Write until the send queue is full; 'drain' calls us again when there is room.
-        while (sending && socket.write(CYCLE));
+        // Write until the send queue is full; onWritable calls us again when there is room.
+        while (sending && conn.write(CYCLE));
       };
       // Stop generating and close our side: after the client's FIN (a passive close), or when
       // the server shuts down (then we close first, and the client sees the end of the stream).
@@ -53,7 +58,7 @@ export const chargen = defineProtocol({
         sending = false;
         socket.end();
       };
-      socket.on('drain', send);
+      conn.onWritable(send);
       socket.on('end', stop);
       shutdown.addEventListener('abort', stop);
       socket.on('close', () => {

@@ -49,21 +49,25 @@ const READ_CHUNK_BYTES = 64 * 1024;
 /**
  * The same rows, handed to `visit` one by one as the table is read, rather than gathered: the way
  * to go through a table of 100,000 sockets holding only the rows that matter (see SocketTableParser).
- * `filter` picks rows cheaply, before they are decoded (see RowFilter).
+ * `filter` picks rows cheaply, before they are decoded (see RowFilter). `family` reads one table
+ * only: each read makes the kernel walk its whole hash table of connections, however few there are.
  */
-export async function visitTcpSockets(options: { procRoot?: string | undefined; filter?: RowFilter | undefined }, visit: (entry: TcpSocketEntry) => void): Promise<void> {
+export async function visitTcpSockets(
+  options: { procRoot?: string | undefined; filter?: RowFilter | undefined; family?: 4 | 6 | undefined },
+  visit: (entry: TcpSocketEntry) => void,
+): Promise<void> {
   const tcpPath = join(options.procRoot ?? '/proc', 'net', 'tcp');
   // The files hold the addresses in this CPU's byte order (see decodeAddress).
   const order = endianness();
   const parse = (family: 4 | 6): SocketTableParser => new SocketTableParser(family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6', family, order, options.filter, visit);
-  if (!(await streamIfPresent(tcpPath, parse(4)))) {
+  if (options.family !== 6 && !(await streamIfPresent(tcpPath, parse(4)))) {
     throw new LabError(
       'ERR_TCP_STATES_UNAVAILABLE',
       `reading TCP states needs Linux's ${tcpPath}, which this system (${platform()}) does not have; ` +
         'use netstat -an or ss -tan instead',
     );
   }
-  await streamIfPresent(`${tcpPath}6`, parse(6));
+  if (options.family !== 4) await streamIfPresent(`${tcpPath}6`, parse(6));
 }
 
 /**

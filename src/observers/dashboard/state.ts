@@ -354,6 +354,7 @@ export class DashboardState {
       'kernel-state-skipped': (event) => void (this.sampling.kernelStatesSkipped += event.connections),
       'kernel-state-failed': (event) => this.log(event, 'error', `could not read the kernel's TCP states: ${event.message}`),
       'kernel-state-unavailable': (event) => this.log(event, 'error', 'kernel TCP states are not shown: /proc/net/tcp is Linux only'),
+      'send-queue-unavailable': (event) => this.log(event, 'error', `--max-send-queue is off: the kernel's send queues cannot be read (${event.message})`),
       refused: (event) => {
         this.totals.refused[event.reason] = (this.totals.refused[event.reason] ?? 0) + 1;
         this.trouble(event, 'refusal', `${event.protocol}: refused ${formatEndpoint(event.remote)} (${event.reason}${event.limit === undefined ? '' : ` ${event.limit}`}): reset at once`);
