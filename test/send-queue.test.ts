@@ -1,6 +1,7 @@
 /**
  * The send budget (src/framework/send-queue.ts): chargen stops writing to a client that does not
- * read once --max-send-queue bytes are unacknowledged, which the kernel's Send-Q shows; a client
+ * read once --max-send-queue bytes are unacknowledged, which the kernel's Send-Q shows (a client
+ * that reads earns more, up to its share of SHARED_CAPS caps); a client
  * that reads gets the whole stream, in order; and where the kernel's table cannot be read, the
  * service says so once and streams as before.
  */
@@ -13,7 +14,7 @@ import { test } from 'node:test';
 import type net from 'node:net';
 import { sameEndpoint } from '../src/framework/endpoint.js';
 import { ExitCode } from '../src/errors.js';
-import { DEFAULT_MAX_SEND_QUEUE_BYTES } from '../src/framework/send-queue.js';
+import { DEFAULT_MAX_SEND_QUEUE_BYTES, SHARED_CAPS } from '../src/framework/send-queue.js';
 import { defineProtocol } from '../src/framework/protocol.js';
 import { chargen, chargenLine } from '../src/protocols/chargen.js';
 import { readTcpSockets } from '../src/tcp-states/read.js';
@@ -49,7 +50,8 @@ async function serverSendQueue(port: number, client: net.Socket): Promise<number
   return row.txQueue;
 }
 
-test(`chargen to a client that stops reading: the server stops writing with its Send-Q near --max-send-queue (${CAP / 1024} KiB), not at tcp_wmem's maximum`, async (t) => {
+test(`chargen to a client that never reads: the server stops writing with its Send-Q near --max-send-queue (${CAP / 1024} KiB), not at tcp_wmem's maximum`, async (t) => {
+  const share = CAP; // a client that reads nothing never earns more than one cap
   const running = await startServer(chargen);
   t.after(() => running.server.close(0));
   const client = await connect(running.port);
@@ -57,12 +59,26 @@ test(`chargen to a client that stops reading: the server stops writing with its 
   const served = await servedSocket(running);
   const written = await stalled(served);
   const sendQueue = await serverSendQueue(running.port, client);
-  // At most the cap plus the write that crossed it (Node's buffer is empty: the kernel took it all).
-  assert.ok(sendQueue <= CAP + CYCLE.length, `Send-Q ${sendQueue}, over the cap of ${CAP} + one write of ${CYCLE.length}`);
-  // It stops at the cap, not earlier: resumed at half of it, it writes until the cap again.
-  assert.ok(sendQueue >= CAP / 2, `Send-Q ${sendQueue}: the stream stopped before half the cap`);
-  assert.ok(written < 4 * CAP, `${written} bytes written to a client that read none`);
+  // At most the share plus the write that crossed it (Node's buffer is empty: the kernel took it all).
+  assert.ok(sendQueue <= share + CYCLE.length, `Send-Q ${sendQueue}, over the share of ${share} + one write of ${CYCLE.length}`);
+  // It stops at the share, not earlier: resumed at half of it, it writes until the share again.
+  assert.ok(sendQueue >= share / 2, `Send-Q ${sendQueue}: the stream stopped before half the share`);
+  assert.ok(written < 4 * share, `${written} bytes written to a client that read none`);
   client.destroy();
+});
+
+test(`${SHARED_CAPS + 1} clients that never read, connecting one after another: each stays at one cap`, { timeout: 60_000 }, async (t) => {
+  const running = await startServer(chargen, { limits: { maxPerSource: 1000 } });
+  t.after(() => running.server.close(0));
+  const clients = await Promise.all(Array.from({ length: SHARED_CAPS + 1 }, () => connect(running.port)));
+  for (const client of clients) client.pause();
+  await waitFor('every client accepted', () => (running.server.connections.size === clients.length ? true : undefined));
+  const served = [...running.server.connections].map((conn) => conn.socket);
+  await Promise.all(served.map((socket) => stalled(socket)));
+  const queues = await Promise.all(clients.map((client) => serverSendQueue(running.port, client)));
+  const largest = Math.max(...queues);
+  assert.ok(largest <= CAP + CYCLE.length, `a Send-Q of ${largest}, over one cap (${CAP}) + one write`);
+  for (const client of clients) client.destroy();
 });
 
 test('chargen to a client that reads: the whole stream arrives, in order, far past the cap', { timeout: 30_000 }, async (t) => {

@@ -116,7 +116,7 @@ export const SERVICE_OPTIONS = {
   },
   'max-send-queue': {
     ...NUMBER_VALUE, default: DEFAULT_MAX_SEND_QUEUE_BYTES, coerce: countOption('max-send-queue'),
-    describe: "Stop writing to a connection (chargen) while this many bytes are unacknowledged, read from the kernel's Send-Q, so a client that never reads cannot pin megabytes of kernel memory; 0 lets the kernel's buffers alone bound it",
+    describe: "Stop writing to a connection (chargen) while this many bytes are unacknowledged, read from the kernel's Send-Q, so a client that never reads cannot pin megabytes of kernel memory (one that reads earns more); 0 lets the kernel's buffers alone bound it",
   },
   'idle-timeout': {
     ...NUMBER_VALUE, default: 0, coerce: secondsOption('idle-timeout'),

@@ -17,7 +17,8 @@
  *     acknowledged = (bytesWritten − writableLength) − tx_queue      at the moment of a read
  *     outstanding  = bytesWritten − acknowledged                     Node's buffer + the kernel's queue
  *
- * A protocol writes while `outstanding` is under the cap; then it waits. One watcher per service
+ * A protocol writes while `outstanding` is under its budget; then it waits. The budget is one cap
+ * for a client that does not read, and grows for one that does (SHARED_CAPS). One watcher per service
  * reads the table for every waiting connection at once (a read costs the same for one as for a
  * thousand: the kernel prints all its sockets each time), and lets each go on once its queue is down
  * to half the cap. A reader that keeps up is read for again as soon as the last read allows (the
@@ -38,6 +39,16 @@ import type { ServiceEvents } from './events.js';
  */
 export const DEFAULT_MAX_SEND_QUEUE_BYTES = 256 * 1024;
 
+/**
+ * A connection that keeps up with the stream earns a larger budget: one cap at first, twice as
+ * much each time a read of the table finds it has taken at least half of its budget, up to its
+ * share of SHARED_CAPS caps among the service's connections. One client streaming alone reaches
+ * 64 × 256 KiB = 16 MiB, more than the kernel's own 4 MiB, so it is soon held back no more and
+ * costs a read of the table only every 16 MiB (a student measuring loopback with chargen sees
+ * loopback's speed). A client that never reads never takes half of anything: it stays at one cap.
+ */
+export const SHARED_CAPS = 64;
+
 /** A stalled connection is looked at again after 5 ms, then twice as long each time, up to a second. */
 const FIRST_RECHECK_MS = 5;
 const LAST_RECHECK_MS = 1000;
@@ -46,6 +57,8 @@ const LAST_RECHECK_MS = 1000;
 export class SendQueue {
   /** Bytes the client has acknowledged, as of the last read of the kernel's table that looked. */
   private acked = 0;
+  /** What it may leave unacknowledged now: one cap, grown as it proves to read (SHARED_CAPS). */
+  private budget: number;
   /** Cleared when the kernel's table has no row for this socket: then it is not capped. */
   private capped = true;
   private resume?: () => void;
@@ -59,7 +72,9 @@ export class SendQueue {
     /** The socket pair as the kernel lists it (behind a proxy, the proxy's connection). */
     readonly local: Endpoint,
     readonly remote: Endpoint,
-  ) {}
+  ) {
+    this.budget = watcher.maxBytes;
+  }
 
   /** Bytes handed to the socket and not known to be acknowledged: in Node's buffer or the kernel's send queue. */
   outstanding(): number {
@@ -68,7 +83,7 @@ export class SendQueue {
 
   /** Whether the protocol may write more now. */
   hasRoom(): boolean {
-    return !this.capped || !this.watcher.active || this.outstanding() < this.watcher.maxBytes;
+    return !this.capped || !this.watcher.active || this.outstanding() < this.budget;
   }
 
   /** Calls `resume` once the kernel's queue is down to half the cap (or the budget is off). */
@@ -78,10 +93,10 @@ export class SendQueue {
     this.watcher.watch(this);
   }
 
-  /** The connection closed: nothing to wait for. */
+  /** The connection closed: nothing to wait for, and its share goes to the others. */
   cancel(): void {
     this.resume = undefined;
-    this.watcher.forget(this);
+    this.watcher.untrack(this);
   }
 
   /** What the kernel had taken when a read of its table began: its row, printed after, holds at most this much more. */
@@ -96,7 +111,10 @@ export class SendQueue {
   update(accepted: number, txQueue: number | undefined, now: number): boolean {
     if (txQueue === undefined) this.capped = false; // not in this namespace's table: fail open
     else this.acked = Math.max(this.acked, accepted - txQueue);
-    if (this.capped && this.watcher.active && this.outstanding() > this.watcher.maxBytes / 2) {
+    const share = this.watcher.shareBytes();
+    if (this.outstanding() <= this.budget / 2) this.budget = Math.min(2 * this.budget, share);
+    else this.budget = Math.max(this.watcher.maxBytes, Math.min(this.budget, share));
+    if (this.capped && this.watcher.active && this.outstanding() > this.budget / 2) {
       this.dueAt = now + this.recheckMs;
       this.recheckMs = Math.min(2 * this.recheckMs, LAST_RECHECK_MS);
       return false;
@@ -117,6 +135,8 @@ export class SendQueueWatcher {
   /** False once the table proved unreadable: every budget is then off. */
   active = true;
   private readonly waiting = new Set<SendQueue>();
+  /** Connections with a budget, open now: they share SHARED_CAPS caps. */
+  private tracked = 0;
   private reading = false;
   private cancelNext?: () => void;
   private nextAt = Infinity;
@@ -128,7 +148,7 @@ export class SendQueueWatcher {
   private notBefore = -Infinity;
 
   constructor(
-    /** The cap, in bytes (greater than 0). */
+    /** The cap, in bytes (greater than 0): what each connection may have when many share the service. */
     readonly maxBytes: number,
     private readonly events: ServiceEvents,
     /** Where procfs is mounted; tests point it elsewhere. */
@@ -137,7 +157,18 @@ export class SendQueueWatcher {
 
   /** A budget for a connection whose socket the kernel lists as `local`–`remote`. */
   track(socket: Socket, local: Endpoint, remote: Endpoint): SendQueue {
+    this.tracked += 1;
     return new SendQueue(this, socket, local, remote);
+  }
+
+  untrack(queue: SendQueue): void {
+    this.tracked -= 1;
+    this.waiting.delete(queue);
+  }
+
+  /** The most a connection's budget may grow to now: its share of SHARED_CAPS caps, and at least one cap. */
+  shareBytes(): number {
+    return Math.max(this.maxBytes, Math.floor((SHARED_CAPS * this.maxBytes) / Math.max(1, this.tracked)));
   }
 
   watch(queue: SendQueue): void {
@@ -145,10 +176,6 @@ export class SendQueueWatcher {
     queue.dueAt = this.events.now();
     this.waiting.add(queue);
     this.schedule();
-  }
-
-  forget(queue: SendQueue): void {
-    this.waiting.delete(queue);
   }
 
   /** The next read, when the first waiting connection is due; at once (next turn of the event loop) if it is due now. */

@@ -11,8 +11,8 @@
  * mark, and 'drain' says when the kernel took it. The kernel's: left alone, Linux grows the send
  * buffer of a client that never reads up to net.ipv4.tcp_wmem's maximum (4 MiB), kernel memory
  * outside the server's RSS; so conn.write() also says stop once the client has --max-send-queue
- * bytes (256 KiB) unacknowledged, read from the kernel's Send-Q (src/framework/send-queue.ts).
- * A client that stops reading stops the stream, and memory stays flat on both counts
+ * bytes (256 KiB) unacknowledged, read from the kernel's Send-Q (src/framework/send-queue.ts;
+ * a client that keeps up earns more). A client that stops reading stops the stream, and memory stays flat on both counts
  * (docs/reliability.md).
  */
 import { defineProtocol } from '../framework/protocol.js';
