@@ -194,8 +194,9 @@ const SAMPLE_CONFIG = fileURLToPath(new URL('../../contrib/haproxy/haproxy.cfg',
  * ports changed): daytime behind send-proxy-v2, echo behind send-proxy. Clients connect to HAProxy
  * from 127.0.0.2 (allowed) or 127.0.0.4 (not); HAProxy connects from 127.0.0.3, the trusted proxy.
  */
-test('through a real HAProxy (send-proxy and send-proxy-v2): logs and --allow see the client, not HAProxy; a direct connection is refused', { skip: hasHaproxy ? false : 'haproxy is not installed (Debian: apt install haproxy)' }, async (t) => {
-  const behindProxy = ['--proxy-protocol', 'any', '--proxy-from', '127.0.0.3', '--allow', '127.0.0.2', '--host', '127.0.0.1'];
+for (const workers of [[], ['--workers', '2']]) {
+test(`through a real HAProxy (send-proxy and send-proxy-v2)${workers.length > 0 ? ', with --workers 2' : ''}: logs and --allow see the client, not HAProxy; a direct connection is refused`, { skip: hasHaproxy ? false : 'haproxy is not installed (Debian: apt install haproxy)' }, async (t) => {
+  const behindProxy = ['--proxy-protocol', 'any', '--proxy-from', '127.0.0.3', '--allow', '127.0.0.2', '--host', '127.0.0.1', ...workers];
   const daytimeServer = await startServerProcess(['daytime', ...behindProxy]);
   t.after(() => daytimeServer.stop().catch(() => {}));
   const echoServer = await startServerProcess(['echo', ...behindProxy]);
@@ -234,6 +235,7 @@ test('through a real HAProxy (send-proxy and send-proxy-v2): logs and --allow se
     const proxy = accepted.proxy as { pair: string; version: number };
     assert.match(proxy.pair, /127\.0\.0\.3:\d+/, 'the proxy hop is logged too');
     assert.equal(proxy.version, version);
+    if (workers.length > 0) assert.ok([1, 2].includes(Number(accepted.worker)), 'a worker read the header and serves the client');
     // Through HAProxy, from an address --allow does not list: the header's address is judged.
     const other = await exchange(frontend, input, '127.0.0.4');
     assert.equal(other.received.length, 0, 'nothing served to 127.0.0.4');
@@ -245,3 +247,4 @@ test('through a real HAProxy (send-proxy and send-proxy-v2): logs and --allow se
     await waitFor('the untrusted refusal', () => server.lines.find((l) => l.event === 'refused' && l.reason === 'proxy-untrusted'));
   }
 });
+}

@@ -26,11 +26,16 @@ async function echoOnce(port: number): Promise<{ socket: net.Socket; outcome: 's
   return { socket, outcome };
 }
 
+/** Resolves once `count` workers have said they are ready (worker-started). */
+const workersReady = (server: RunningServer, count = 2): Promise<true> =>
+  waitFor(`${count} workers ready`, () => (server.lines.filter((line) => line.event === 'worker-started').length >= count ? true : undefined), 20_000);
+
 const workersOf = (server: RunningServer, event: string): Set<unknown> => new Set(server.lines.filter((line) => line.event === event).map((line) => line.worker));
 
 test('--workers 2: 100 connections from one address with --max-per-source 50: exactly 50 served, by both workers, under unique numbers', { timeout: 60_000 }, async (t) => {
   const server = await startServerProcess(['echo', '--host', '127.0.0.1', '--workers', '2', '--max-per-source', '50']);
   t.after(() => server.child.exitCode === null && server.child.kill('SIGKILL'));
+  await workersReady(server);
   const attempts = await Promise.all(Array.from({ length: 100 }, () => echoOnce(server.port)));
   const served = attempts.filter(({ outcome }) => outcome === 'served');
   assert.equal(served.length, 50, 'the per-source limit holds across the workers, not per worker');
@@ -80,7 +85,7 @@ test('--workers 2: SIGTERM under load drains every worker and exits 0 within the
 test('--workers 2: a killed worker is logged and replaced; its connections are reported closed; the listener never goes away', { timeout: 60_000 }, async (t) => {
   const server = await startServerProcess(['echo', '--host', '127.0.0.1', '--workers', '2']);
   t.after(() => server.child.exitCode === null && server.child.kill('SIGKILL'));
-  await waitFor('two workers', () => (server.lines.filter((line) => line.event === 'worker-started').length === 2 ? true : undefined), 20_000);
+  await workersReady(server);
   // Round-robin over the workers that are ready: connect until each worker holds some.
   const held: { socket: net.Socket; worker: unknown }[] = [];
   // The log line may come after the echo: the log is another pipe.
@@ -102,7 +107,7 @@ test('--workers 2: a killed worker is logged and replaced; its connections are r
   assert.equal(exited.signal, 'SIGKILL');
   assert.equal(exited.lost, onVictim.length);
   await closedByDeath; // the kernel closed the dead worker's connections
-  await waitFor('a replacement', () => (server.lines.filter((line) => line.event === 'worker-started').length === 3 ? true : undefined), 20_000);
+  await workersReady(server, 3); // the replacement
   const lost = server.lines.filter((line) => line.event === 'closed' && line.reason === 'worker-exited');
   assert.equal(lost.length, onVictim.length, 'the lost connections are reported closed');
   // Served throughout: new connections, and the other worker's held ones.
@@ -124,6 +129,7 @@ test('--workers 2: /metrics in the primary counts every worker\'s connections', 
   const server = await startServerProcess(['echo', '--host', '127.0.0.1', '--workers', '2', '--metrics', '0']);
   t.after(() => server.child.exitCode === null && server.child.kill('SIGKILL'));
   const url = String((await server.event('metrics')).url);
+  await workersReady(server);
   for (let i = 0; i < 10; i++) (await echoOnce(server.port)).socket.end();
   await waitFor('ten closes', () => (server.lines.filter((line) => line.event === 'closed').length === 10 ? true : undefined), 20_000);
   assert.deepEqual([...workersOf(server, 'closed')].sort(), [1, 2]);
@@ -157,9 +163,40 @@ test('--workers 2: when full, the workers evict their stalled connections to mak
   assert.equal((await server.stop('SIGTERM')).code, 0);
 });
 
+test('--workers 2 behind a proxy: a worker reads the PROXY header, the primary admits the client it names; bytes after the header arrive', { timeout: 60_000 }, async (t) => {
+  const server = await startServerProcess(['echo', '--host', '127.0.0.1', '--workers', '2', '--proxy-protocol', 'v1', '--proxy-from', '127.0.0.1', '--max-per-source', '1']);
+  t.after(() => server.child.exitCode === null && server.child.kill('SIGKILL'));
+  const through = async (bytes: string): Promise<{ socket: net.Socket; received: Promise<string> }> => {
+    const socket = net.connect(server.port, '127.0.0.1').on('error', () => {});
+    socket.write(bytes); // the header and the client's first line in one segment, as a proxy may send them
+    const received = new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('data', () => text.endsWith('\n') && resolve(text));
+    });
+    return { socket, received };
+  };
+  const first = await through('PROXY TCP4 10.9.8.7 127.0.0.1 5555 7\r\nhello\n');
+  assert.equal(await first.received, 'hello\n');
+  const accepted = await server.event('accepted');
+  assert.equal(accepted.remote, '10.9.8.7:5555', "the client's address, from the header");
+  assert.ok([1, 2].includes(Number(accepted.worker)));
+  // The same client again, while its first connection is open: --max-per-source 1, counted by the primary.
+  const second = await through('PROXY TCP4 10.9.8.7 127.0.0.1 5556 7\r\nagain\n');
+  assert.equal(await second.received, '');
+  const refused = await server.event('refused');
+  assert.equal(refused.reason, 'max-per-source');
+  // Not a header at all: refused, with the reason, by the primary.
+  const bad = await through('GET / HTTP/1.0\r\n\r\n');
+  assert.equal(await bad.received, '');
+  await waitFor('the malformed refusal', () => server.lines.find((line) => line.event === 'refused' && line.reason === 'proxy-malformed'));
+  first.socket.destroy();
+  assert.equal((await server.stop('SIGTERM')).code, 0);
+});
+
 test('--workers: bad values and combinations are usage errors (exit 64)', { timeout: 30_000 }, async () => {
   assertOneLineError(await run(LAB_SERVER, ['echo', '--workers', '0']), 64, /invalid --workers "0": give a number of worker processes from 1 to 256, or auto/);
   assertOneLineError(await run(LAB_SERVER, ['echo', '--workers', 'many']), 64, /invalid --workers "many"/);
   assertOneLineError(await run(LAB_SERVER, ['echo', '--workers', '2', '--iterative']), 64, /--workers with --iterative/);
-  assertOneLineError(await run(LAB_SERVER, ['echo', '--workers', '2', '--proxy-protocol', 'v2', '--proxy-from', '127.0.0.1']), 64, /--workers with --proxy-protocol is not supported yet/);
 });

@@ -479,18 +479,9 @@ function workerPool(count: number, events: EventStream, logger: Logger): WorkerP
   return pool;
 }
 
-/**
- * --iterative serves one connection at a time: several processes would have nothing to share (and
- * yargs' conflicts() would see its default, false, as given). --proxy-protocol: the header is read
- * before admission, and a socket this process has read from cannot move to a worker without losing
- * what follows the header (Node keeps reading it into this process's buffer).
- */
-function checkWorkerOptions({ workers, iterative, proxyProtocol }: CommonArguments): void {
-  if (workers === undefined) return;
-  if (iterative) throw usageError('ERR_USAGE', '--workers with --iterative: an iterative server serves one connection at a time, in one process; drop one of them');
-  if (proxyProtocol !== undefined) {
-    throw usageError('ERR_USAGE', '--workers with --proxy-protocol is not supported yet: behind HAProxy, run one lab-server per core on its own port instead (docs/guides/scaling.md)');
-  }
+/** --iterative serves one connection at a time: several processes would have nothing to share. (yargs' conflicts() sees its default, false, as given.) */
+function checkWorkerOptions({ workers, iterative }: CommonArguments): void {
+  if (workers !== undefined && iterative) throw usageError('ERR_USAGE', '--workers with --iterative: an iterative server serves one connection at a time, in one process; drop one of them');
 }
 
 /** A --workers worker: the same services, serving the connections the primary hands over. */

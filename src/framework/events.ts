@@ -263,13 +263,13 @@ export class EventStream {
 
   /**
    * Hands listeners an event that happened in another process (a --workers worker), marked with
-   * that worker's number. Its `at` is made ours from its wall-clock `time`: each process's
-   * monotonic clock starts at its own birth.
+   * that worker's number when it has one. Its `at` is made ours from its wall-clock `time`: each
+   * process's monotonic clock starts at its own birth.
    */
-  relay(event: ServerEvent, worker: number): void {
+  relay(event: ServerEvent, worker?: number): void {
     const listeners = this.listeners.get(event.type)!;
     if (listeners.length === 0) return;
-    this.dispatch(listeners, { ...event, at: event.time - this.clock.timeOrigin, worker });
+    this.dispatch(listeners, { ...event, at: event.time - this.clock.timeOrigin, ...(worker !== undefined && { worker }) });
   }
 
   private dispatch<T extends EventType>(listeners: EventListener[], event: EventOf<T>): void {

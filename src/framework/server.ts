@@ -21,7 +21,7 @@ import { escapeText } from './escape.js';
 import { EventStream, type ConnectionIdentity, type ConnectionState, type EventOf, type ProxyHop, type RefusalReason, type ServiceEvents } from './events.js';
 import { openTcpListeners, type Bound, type ListenOn } from './listen.js';
 import type { ConnectionHandler, Protocol } from './protocol.js';
-import { readProxyHeader, type ProxyVersions } from './proxy-protocol.js';
+import { readProxyHeader, type HeaderOutcome, type ProxyVersions } from './proxy-protocol.js';
 import { DEFAULT_MAX_SEND_QUEUE_BYTES, SendQueueWatcher } from './send-queue.js';
 
 /**
@@ -120,10 +120,25 @@ export interface ServerOptions extends ServiceOptions {
 export interface ConnectionHandOff {
   /** Takes the socket (this process keeps no copy) and says which worker serves it (undefined: the first to be ready). */
   hand(socket: net.Socket, connection: HandedConnection): number | undefined;
+  /**
+   * --proxy-protocol: the header is read by a worker, since a socket this process had read from
+   * could not move without losing what follows the header. `admit` decides here, with the client's
+   * address from it: the connection to serve, or undefined (refused: the worker resets it).
+   */
+  handForHeader(socket: net.Socket, awaiting: AwaitingHeader, admit: (outcome: HeaderOutcome, worker: number) => HandedConnection | undefined): void;
   /** The service is full: asks every worker to evict its connection stalled longest, if stalled long enough. */
   makeRoom(protocol: string): void;
   /** Stops every worker: each drains for `deadlineMs`; resolves with the connections each service closed by force. */
   drain(deadlineMs: number): Promise<ReadonlyMap<string, number>>;
+}
+
+/** A connection from a trusted proxy whose header a worker is to read: the proxy's socket pair, and how to read it. */
+export interface AwaitingHeader {
+  protocol: string;
+  local: Endpoint;
+  remote: Endpoint;
+  versions: ProxyVersions;
+  timeoutMs: number;
 }
 
 /** An admitted connection, as a worker needs it to serve it as its own. */
@@ -363,32 +378,66 @@ export class LabServer {
     if (!trusted.permits(remote.address)) return this.refuse(socket, local, remote, 'proxy-untrusted');
     if (this.openConnections() + this.awaitingHeader >= this.limits.maxConnections) return this.refuse(socket, local, remote, 'max-connections');
     this.awaitingHeader += 1;
+    const { handOff } = this.options;
+    if (handOff !== undefined) {
+      const awaiting = { protocol: this.protocol.name, local, remote, versions, timeoutMs };
+      return handOff.handForHeader(socket, awaiting, (outcome, worker) => this.admitProxied(local, remote, outcome, worker));
+    }
     const outcome = await readProxyHeader(socket, versions, timeoutMs);
+    const admitted = this.admitProxied(local, remote, outcome);
+    if (admitted === undefined) return resetNow(socket);
+    this.serveAdmitted(socket, admitted);
+  }
+
+  /**
+   * A proxy's header has been read (here, or by a worker): the client it names is admitted or
+   * refused like a direct one. A header that never became whole, or is not one, is refused.
+   */
+  private admitProxied(local: Endpoint, remote: Endpoint, outcome: HeaderOutcome, worker?: number): HandedConnection | undefined {
     this.awaitingHeader -= 1;
     if ('problem' in outcome) {
-      return this.refuse(socket, local, remote, outcome.incomplete ? 'proxy-incomplete' : 'proxy-malformed', { problem: outcome.problem });
+      this.refused(local, remote, outcome.incomplete ? 'proxy-incomplete' : 'proxy-malformed', { problem: outcome.problem });
+      return undefined;
     }
     const { header } = outcome;
     // LOCAL and UNKNOWN: the proxy's own connection (a health check), served as a direct one.
-    if (header.client === undefined) return this.accept(socket, local, remote);
+    if (header.client === undefined) return this.admit(local, remote, undefined, worker);
     const proxy: ProxyHop = { version: header.version, local, remote, headerBytes: header.length };
-    this.accept(socket, header.client.local, header.client.remote, proxy);
+    return this.admit(header.client.local, header.client.remote, proxy, worker);
   }
 
-  private accept(socket: net.Socket, local: Endpoint, remote: Endpoint, proxy?: ProxyHop): void {
+  private accept(socket: net.Socket, local: Endpoint, remote: Endpoint): void {
+    const { handOff } = this.options;
+    const admitted = this.admit(local, remote, undefined, undefined, handOff && ((handed) => handOff.hand(socket, handed)));
+    if (admitted === undefined) return resetNow(socket);
+    if (handOff === undefined) this.serveAdmitted(socket, admitted);
+  }
+
+  /**
+   * Admission: the limits, for the client at `remote`. Refused, it is said (`refused`) and
+   * undefined returned; admitted, it gets its number and is counted, and `accepted` says so.
+   * With --workers, `handTo` passes it on and says to which worker (a worker that read a
+   * proxy's header passes its own number as `worker`).
+   */
+  private admit(local: Endpoint, remote: Endpoint, proxy?: ProxyHop, worker?: number, handTo?: (handed: HandedConnection) => number | undefined): HandedConnection | undefined {
     const source = unmapIPv4(remote.address);
     const refusal = this.admission(source);
-    if (refusal !== undefined) return this.refuse(socket, local, remote, refusal, proxy && { proxy });
-    countSource(this.perSource, source, +1);
-    const id = this.events.stream.nextConnectionId();
-    const { handOff } = this.options;
-    if (handOff !== undefined) {
-      this.handedOff.set(id, source);
-      this.totals.connections += 1;
-      const worker = handOff.hand(socket, { protocol: this.protocol.name, conn: id, local, remote, ...(proxy && { proxy }) });
-      this.events.emitAbout({ conn: id, local, remote }, 'accepted', { ...(proxy && { proxy }), ...(worker !== undefined && { worker }) });
-      return;
+    if (refusal !== undefined) {
+      this.refused(local, remote, refusal, proxy && { proxy });
+      return undefined;
     }
+    countSource(this.perSource, source, +1);
+    const handed: HandedConnection = { protocol: this.protocol.name, conn: this.events.stream.nextConnectionId(), local, remote, ...(proxy && { proxy }) };
+    if (this.options.handOff === undefined) return handed; // counted as a Connection, by adopt()
+    this.handedOff.set(handed.conn, source);
+    this.totals.connections += 1;
+    const servedBy = handTo?.(handed) ?? worker;
+    this.events.emitAbout(handed, 'accepted', { ...(proxy && { proxy }), ...(servedBy !== undefined && { worker: servedBy }) });
+    return handed;
+  }
+
+  /** An admitted connection that this process serves: now, or in --iterative mode when its turn comes. */
+  private serveAdmitted(socket: net.Socket, { conn: id, local, remote, proxy }: HandedConnection): void {
     const conn = this.adopt(id, socket, local, remote, proxy);
     conn.emit('accepted', proxy === undefined ? {} : { proxy });
     if (this.options.iterative && this.serving !== undefined) {
@@ -472,9 +521,13 @@ export class LabServer {
    * Refuses a connection the kernel has already accepted: reset it at once (SO_LINGER 0,
    * then close), so the client learns immediately and this side keeps no TIME_WAIT for it.
    */
-  private refuse(socket: net.Socket, local: Endpoint, remote: Endpoint, reason: RefusalReason, detail?: { problem?: string; proxy?: ProxyHop }): void {
-    socket.on('error', () => {}); // the client may be gone already; there is nothing to report
-    socket.resetAndDestroy();
+  private refuse(socket: net.Socket, local: Endpoint, remote: Endpoint, reason: RefusalReason): void {
+    resetNow(socket);
+    this.refused(local, remote, reason);
+  }
+
+  /** Says that a connection was refused, and for which limit. */
+  private refused(local: Endpoint, remote: Endpoint, reason: RefusalReason, detail?: { problem?: string; proxy?: ProxyHop }): void {
     const limits: Record<RefusalReason, number | undefined> = {
       denied: undefined,
       'max-connections': this.limits.maxConnections,
@@ -565,6 +618,15 @@ export class LabServer {
       (error: NodeJS.ErrnoException) => conn.emit('peer-name', { host: null, code: error.code ?? 'ERROR' }),
     );
   }
+}
+
+/**
+ * Refuses a connection the kernel has already accepted: reset it at once (SO_LINGER 0, then
+ * close), so the client learns immediately and this side keeps no TIME_WAIT for it.
+ */
+export function resetNow(socket: net.Socket): void {
+  socket.on('error', () => {}); // the client may be gone already; there is nothing to report
+  socket.resetAndDestroy();
 }
 
 function countSource(counts: Map<string, number>, source: string, change: 1 | -1): void {

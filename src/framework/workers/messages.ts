@@ -6,22 +6,29 @@
  *      │ ── start { forward } ─────────────────► │  which event types the primary's observers want
  *      │ ◄──────────────────────────── ready ─── │  the worker's services are set up
  *      │ ── connection {…} + the socket ───────► │  one per admitted connection
+ *      │ ── read-header {…} + the socket ──────► │  --proxy-protocol: the worker reads the header…
+ *      │ ◄──────────────── header { outcome } ── │  …the primary admits the client it names, or not…
+ *      │ ── verdict { admitted? } ─────────────► │  …and the worker serves it, or resets it
  *      │ ◄──────────────── events [ … ] ──────── │  what happened, a batch per turn of the loop
  *      │ ── make-room { protocol } ────────────► │  the service is full: evict a stalled connection
  *      │ ── stop { deadlineMs } ───────────────► │  drain, then exit
  *      │ ◄──────────────── stopped { forced } ── │  its connections closed by force, per protocol
  */
 import type { EventType, ServerEvent } from '../events.js';
-import type { HandedConnection } from '../server.js';
+import type { HeaderOutcome } from '../proxy-protocol.js';
+import type { AwaitingHeader, HandedConnection } from '../server.js';
 
 export type ToWorker =
   | { kind: 'start'; forward: EventType[] }
   | ({ kind: 'connection' } & HandedConnection)
+  | ({ kind: 'read-header'; ticket: number } & AwaitingHeader)
+  | { kind: 'verdict'; ticket: number; admitted?: HandedConnection }
   | { kind: 'make-room'; protocol: string }
   | { kind: 'stop'; deadlineMs: number };
 
 export type ToPrimary =
   | { kind: 'ready' }
+  | { kind: 'header'; ticket: number; outcome: HeaderOutcome }
   | { kind: 'events'; events: ServerEvent[] }
   | { kind: 'stopped'; forced: Record<string, number> };
 

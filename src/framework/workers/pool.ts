@@ -23,7 +23,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { EVENT_TYPES, type EventStream } from '../events.js';
-import type { ConnectionHandOff, HandedConnection } from '../server.js';
+import type { HeaderOutcome } from '../proxy-protocol.js';
+import type { AwaitingHeader, ConnectionHandOff, HandedConnection } from '../server.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker } from './messages.js';
 
 /** A worker that dies sooner than this after starting is restarted after a growing pause (a crash loop must not become a fork loop). */
@@ -41,9 +42,20 @@ export interface WorkerProgram {
 }
 
 export interface WorkerPoolEvents {
+  /** A worker is ready: its services are set up, and connections go to it. */
   'worker-started': [{ worker: number; pid: number }];
   /** `lost`: its connections, which ended with it; `restartInMs`: null once the pool is stopping. */
   'worker-exited': [{ worker: number; pid: number; code: number | null; signal: NodeJS.Signals | null; lost: number; restartInMs: number | null }];
+}
+
+/** Decides on a connection once a worker has read its PROXY header: the connection to serve, or undefined (refused). */
+type Admit = (outcome: HeaderOutcome, worker: number) => HandedConnection | undefined;
+
+/** A connection that came while no worker was running: given to the next one that starts, or abandoned at shutdown. */
+interface Unassigned {
+  socket: net.Socket;
+  give(worker: Worker): void;
+  abandon(): void;
 }
 
 interface Worker {
@@ -54,15 +66,18 @@ interface Worker {
   /** The connections handed to it and not yet closed, and when they were accepted. */
   readonly connections: Map<number, { handed: HandedConnection; acceptedAt: number }>;
   /** Connections given to it before it was ready: sent once it is. */
-  readonly waiting: { socket: net.Socket; handed: HandedConnection }[];
+  readonly waiting: { socket: net.Socket; message: ToWorker }[];
+  /** --proxy-protocol: connections whose header it is reading, by ticket, and who decides on them. */
+  readonly tickets: Map<number, Admit>;
   /** What its servers closed by force at shutdown, per protocol, once it has said so. */
   forced?: Record<string, number>;
 }
 
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements ConnectionHandOff {
   private readonly workers = new Map<number, Worker>();
-  /** Connections admitted while no worker was running at all: handed to the next one that starts. */
-  private readonly waiting: { socket: net.Socket; handed: HandedConnection }[] = [];
+  /** Connections that came while no worker was running at all. */
+  private readonly unassigned: Unassigned[] = [];
+  private nextTicket = 0;
   private nextTurn = 0;
   private restartDelayMs = FIRST_RESTART_DELAY_MS;
   private readonly restarts = new Set<NodeJS.Timeout>();
@@ -83,13 +98,23 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
   }
 
   hand(socket: net.Socket, handed: HandedConnection): number | undefined {
-    const worker = this.nextWorker();
-    if (worker === undefined) {
-      this.waiting.push({ socket, handed });
-      return undefined;
-    }
-    this.assign(worker, socket, handed);
-    return worker.number;
+    return this.toWorker({
+      socket,
+      give: (worker) => this.assign(worker, socket, handed),
+      abandon: () => this.reportClosed(handed, 'shutdown', this.stream.clock.monotonicMs()),
+    });
+  }
+
+  handForHeader(socket: net.Socket, awaiting: AwaitingHeader, admit: Admit): void {
+    this.toWorker({
+      socket,
+      give: (worker) => {
+        const ticket = ++this.nextTicket;
+        worker.tickets.set(ticket, admit);
+        this.deliver(worker, socket, { kind: 'read-header', ticket, ...awaiting });
+      },
+      abandon: () => void admit({ problem: 'the server stopped before its header was read', incomplete: true }, 0),
+    });
   }
 
   makeRoom(protocol: string): void {
@@ -111,15 +136,30 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
     return candidates[this.nextTurn++ % candidates.length];
   }
 
-  /** The connection is this worker's from now on: sent now, or as soon as the worker is ready. */
-  private assign(worker: Worker, socket: net.Socket, handed: HandedConnection): void {
-    worker.connections.set(handed.conn, { handed, acceptedAt: this.stream.clock.monotonicMs() });
-    if (worker.ready) this.send(worker, socket, handed);
-    else worker.waiting.push({ socket, handed });
+  /** The next worker's turn, or, with none running, the first to start. Returns its number, if known. */
+  private toWorker(connection: Unassigned): number | undefined {
+    const worker = this.nextWorker();
+    if (worker === undefined) {
+      this.unassigned.push(connection);
+      return undefined;
+    }
+    connection.give(worker);
+    return worker.number;
   }
 
-  private send(worker: Worker, socket: net.Socket, handed: HandedConnection): void {
-    const message: ToWorker = { kind: 'connection', ...handed };
+  /** The connection is this worker's from now on. */
+  private assign(worker: Worker, socket: net.Socket, handed: HandedConnection): void {
+    worker.connections.set(handed.conn, { handed, acceptedAt: this.stream.clock.monotonicMs() });
+    this.deliver(worker, socket, { kind: 'connection', ...handed });
+  }
+
+  /** Sends the socket now, or as soon as the worker is ready. */
+  private deliver(worker: Worker, socket: net.Socket, message: ToWorker): void {
+    if (worker.ready) this.send(worker, socket, message);
+    else worker.waiting.push({ socket, message });
+  }
+
+  private send(worker: Worker, socket: net.Socket, message: ToWorker): void {
     // Node passes the descriptor and closes this process's copy once the worker has it. If the
     // worker is gone by then, its exit reports the connection lost.
     worker.child.send(message, socket, () => {});
@@ -132,24 +172,33 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
       // Workers never log (the primary does, from their events); a crash still shows on stderr.
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
-    const worker: Worker = { number, child, startedAt: this.stream.clock.monotonicMs(), ready: false, connections: new Map(), waiting: [] };
+    const worker: Worker = { number, child, startedAt: this.stream.clock.monotonicMs(), ready: false, connections: new Map(), waiting: [], tickets: new Map() };
     this.workers.set(number, worker);
-    for (const { socket, handed } of this.waiting.splice(0)) this.assign(worker, socket, handed);
+    for (const connection of this.unassigned.splice(0)) connection.give(worker);
     child.on('message', (message: ToPrimary) => this.onMessage(worker, message));
     child.on('exit', (code, signal) => this.onExit(worker, code, signal));
     child.on('error', () => {}); // a failed send to a dying worker: its exit says the rest
     // The types of event someone here listens to: the worker sends only those.
     const start: ToWorker = { kind: 'start', forward: EVENT_TYPES.filter((type) => this.stream.wants(type)) };
     child.send(start);
-    this.emit('worker-started', { worker: number, pid: child.pid ?? 0 });
   }
 
   private onMessage(worker: Worker, message: ToPrimary): void {
     switch (message.kind) {
       case 'ready':
         worker.ready = true;
-        for (const { socket, handed } of worker.waiting.splice(0)) this.send(worker, socket, handed);
+        this.emit('worker-started', { worker: worker.number, pid: worker.child.pid ?? 0 });
+        for (const { socket, message } of worker.waiting.splice(0)) this.send(worker, socket, message);
         return;
+      case 'header': {
+        const admit = worker.tickets.get(message.ticket);
+        worker.tickets.delete(message.ticket);
+        const admitted = admit?.(message.outcome, worker.number);
+        if (admitted !== undefined) worker.connections.set(admitted.conn, { handed: admitted, acceptedAt: this.stream.clock.monotonicMs() });
+        const verdict: ToWorker = { kind: 'verdict', ticket: message.ticket, ...(admitted && { admitted }) };
+        worker.child.send(verdict);
+        return;
+      }
       case 'events':
         for (const event of message.events) {
           if (event.type === 'closed') worker.connections.delete(event.conn);
@@ -167,7 +216,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
     // Those it never received are still open here: closed with the rest of its share.
     for (const { socket } of worker.waiting) socket.destroy();
     const lost = worker.connections.size;
-    for (const { handed, acceptedAt } of worker.connections.values()) this.reportLost(handed, acceptedAt, worker.number);
+    for (const { handed, acceptedAt } of worker.connections.values()) this.reportClosed(handed, 'worker-exited', acceptedAt, worker.number);
+    for (const admit of worker.tickets.values()) admit({ problem: 'the worker reading its header exited', incomplete: true }, worker.number);
     const restartInMs = this.stopping === undefined ? this.restartDelay(worker) : null;
     this.emit('worker-exited', { worker: worker.number, pid: worker.child.pid ?? 0, code, signal, lost, restartInMs });
     if (restartInMs === null) return;
@@ -190,24 +240,24 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
   }
 
   /**
-   * A connection whose worker died: the kernel closed the descriptor with the process (a FIN, or
-   * an RST if data was left unread), and nobody will report it. Said here, so that its place is
-   * freed and every observer sees it end.
+   * A connection nobody else will report closed: its worker died (the kernel closed the descriptor
+   * with the process: a FIN, or an RST if data was left unread), or no worker ever came to take it
+   * before the shutdown. Said here, so that its place is freed and every observer sees it end.
    */
-  private reportLost(handed: HandedConnection, acceptedAt: number, worker: number): void {
+  private reportClosed(handed: HandedConnection, reason: 'worker-exited' | 'shutdown', acceptedAt: number, worker?: number): void {
     const { protocol, conn, local, remote, proxy } = handed;
     const at = this.stream.clock.monotonicMs();
     const durationMs = Math.round(at - acceptedAt);
-    const closed = { closedBy: 'server' as const, how: 'fin' as const, reason: 'worker-exited' as const, bytesIn: 0, bytesOut: 0, durationMs, ...(proxy && { proxy }) };
+    const closed = { closedBy: 'server' as const, how: 'fin' as const, reason, bytesIn: 0, bytesOut: 0, durationMs, ...(proxy && { proxy }) };
     this.stream.relay({ type: 'closed', at, time: this.stream.clock.timeOrigin + at, protocol, transport: 'tcp', conn, local, remote, ...closed }, worker);
   }
 
   private async stopAll(deadlineMs: number): Promise<ReadonlyMap<string, number>> {
     for (const timer of this.restarts) clearTimeout(timer);
-    // Admitted but never handed over: no worker came up in time. Closed here, as at a shutdown deadline.
-    for (const { socket, handed: { protocol, conn, local, remote } } of this.waiting.splice(0)) {
+    // Never handed over: no worker came up in time. Closed here, as at a shutdown deadline.
+    for (const { socket, abandon } of this.unassigned.splice(0)) {
       socket.destroy();
-      this.stream.forService(protocol, 'tcp').emitAbout({ conn, local, remote }, 'closed', { closedBy: 'server', how: 'fin', reason: 'shutdown', bytesIn: 0, bytesOut: 0, durationMs: 0 });
+      abandon();
     }
     const workers = [...this.workers.values()];
     await Promise.all(workers.map((worker) => this.stopWorker(worker, deadlineMs)));

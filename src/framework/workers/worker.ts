@@ -11,7 +11,8 @@
  */
 import type net from 'node:net';
 import type { EventStream, EventType, ServerEvent } from '../events.js';
-import type { LabServer } from '../server.js';
+import { readProxyHeader, type HeaderOutcome } from '../proxy-protocol.js';
+import { resetNow, type HandedConnection, type LabServer } from '../server.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
 /** Signals whose default action (or Node's: SIGUSR1 opens the inspector) a worker must not take. */
@@ -40,6 +41,22 @@ export function serveForPrimary(servers: ReadonlyMap<string, LabServer>, stream:
     batch.push(event);
   };
 
+  /**
+   * --proxy-protocol: the header comes first, read here; then the primary, told what it says,
+   * decides. A socket whose header is no header is reset at once (the primary says why).
+   */
+  const awaitingVerdict = new Map<number, net.Socket>();
+  const readHeader = async ({ ticket, versions, timeoutMs }: Extract<ToWorker, { kind: 'read-header' }>, socket: net.Socket | undefined): Promise<void> => {
+    // As serveHandedOver() does, before anything is read: a proxy's FIN closes only its direction.
+    if (socket !== undefined) socket.allowHalfOpen = true;
+    const outcome: HeaderOutcome = socket === undefined ? { problem: 'the peer closed before its header was complete', incomplete: true } : await readProxyHeader(socket, versions, timeoutMs);
+    if (socket !== undefined) {
+      if ('problem' in outcome) resetNow(socket);
+      else awaitingVerdict.set(ticket, socket);
+    }
+    send({ kind: 'header', ticket, outcome });
+  };
+
   return new Promise((resolve) => {
     let stopping = false;
     const stop = async (deadlineMs: number): Promise<void> => {
@@ -60,6 +77,15 @@ export function serveForPrimary(servers: ReadonlyMap<string, LabServer>, stream:
           return;
         case 'connection':
           return serveConnection(servers, stream, message, socket);
+        case 'read-header':
+          return void readHeader(message, socket);
+        case 'verdict': {
+          const waiting = awaitingVerdict.get(message.ticket);
+          awaitingVerdict.delete(message.ticket);
+          if (waiting === undefined) return;
+          if (message.admitted === undefined) return resetNow(waiting);
+          return serveConnection(servers, stream, message.admitted, waiting);
+        }
         case 'make-room':
           servers.get(message.protocol)?.makeRoom();
           return;
@@ -72,7 +98,7 @@ export function serveForPrimary(servers: ReadonlyMap<string, LabServer>, stream:
   });
 }
 
-function serveConnection(servers: ReadonlyMap<string, LabServer>, stream: EventStream, handed: Extract<ToWorker, { kind: 'connection' }>, socket: net.Socket | undefined): void {
+function serveConnection(servers: ReadonlyMap<string, LabServer>, stream: EventStream, handed: HandedConnection, socket: net.Socket | undefined): void {
   const { protocol, conn, local, remote } = handed;
   const server = servers.get(protocol);
   // Node's documentation warns that the socket may be gone (the client closed) by the time it arrives.
