@@ -54,8 +54,11 @@ export class Connection {
   private progress: { bytes: number; since: number };
   /** What every event about this connection carries: its number and its socket pair. */
   private readonly identity: ConnectionIdentity;
-  /** --max-send-queue: the bytes the client may leave unacknowledged (send-queue.ts); absent when uncapped. */
-  private readonly sendQueue?: SendQueue;
+  /**
+   * --max-send-queue: the bytes the client may leave unacknowledged (send-queue.ts), made at the
+   * first conn.write(): only a protocol that streams through it has one (and a share of the caps).
+   */
+  private sendQueue?: SendQueue;
 
   constructor(
     readonly id: number,
@@ -69,12 +72,10 @@ export class Connection {
     private readonly onStateChange: StateListener,
     /** Behind a proxy (PROXY protocol): the proxy's connection, which the socket is; local and remote are then the client's. */
     readonly proxy?: ProxyHop,
-    sendQueues?: SendQueueWatcher,
+    private readonly sendQueues?: SendQueueWatcher,
   ) {
     this.acceptedAt = events.now();
     this.identity = { conn: id, local, remote };
-    // The kernel lists the socket under its own pair: behind a proxy, the proxy's connection.
-    this.sendQueue = sendQueues?.track(socket, proxy?.local ?? local, proxy?.remote ?? remote);
     this.progress = { bytes: 0, since: this.acceptedAt };
     containFailures(socket, this);
     // The client's FIN: read(2) returned 0.
@@ -126,9 +127,7 @@ export class Connection {
    */
   write(bytes: Buffer | string): boolean {
     if (!this.socket.write(bytes)) return false; // 'drain' follows, and onWritable checks the budget then
-    if (this.sendQueue === undefined || this.sendQueue.hasRoom()) return true;
-    this.sendQueue.waitForRoom(this.resumeWriting);
-    return false;
+    return this.roomInBudget();
   }
 
   /**
@@ -138,9 +137,17 @@ export class Connection {
   onWritable(listener: () => void): void {
     this.writable = listener;
     this.socket.on('drain', () => {
-      if (this.sendQueue === undefined || this.sendQueue.hasRoom()) listener();
-      else this.sendQueue.waitForRoom(this.resumeWriting);
+      if (this.roomInBudget()) listener();
     });
+  }
+
+  /** Whether the send budget has room; if not, the watcher will call onWritable's listener when it has. */
+  private roomInBudget(): boolean {
+    // The kernel lists the socket under its own pair: behind a proxy, the proxy's connection.
+    this.sendQueue ??= this.sendQueues?.track(this.socket, this.proxy?.local ?? this.local, this.proxy?.remote ?? this.remote);
+    if (this.sendQueue === undefined || this.sendQueue.hasRoom()) return true;
+    this.sendQueue.waitForRoom(this.resumeWriting);
+    return false;
   }
 
   /**
