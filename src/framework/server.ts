@@ -406,6 +406,7 @@ export class LabServer {
     return this.admit(header.client.local, header.client.remote, proxy, worker);
   }
 
+  /** A direct connection: admitted, then served here or handed to a worker; or refused. */
   private accept(socket: net.Socket, local: Endpoint, remote: Endpoint): void {
     const { handOff } = this.options;
     const admitted = this.admit(local, remote, undefined, undefined, handOff && ((handed) => handOff.hand(socket, handed)));
@@ -517,10 +518,7 @@ export class LabServer {
     return undefined;
   }
 
-  /**
-   * Refuses a connection the kernel has already accepted: reset it at once (SO_LINGER 0,
-   * then close), so the client learns immediately and this side keeps no TIME_WAIT for it.
-   */
+  /** Refuses a connection before anything is read from it: reset (resetNow), and said. */
   private refuse(socket: net.Socket, local: Endpoint, remote: Endpoint, reason: RefusalReason): void {
     resetNow(socket);
     this.refused(local, remote, reason);
