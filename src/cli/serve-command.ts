@@ -14,8 +14,7 @@ import { LOOPBACK_ADDRESSES } from '../framework/listen.js';
 import type { Protocol } from '../framework/protocol.js';
 import { PROXY_VERSIONS } from '../framework/proxy-protocol.js';
 import { WORKER_ENV } from '../framework/workers/messages.js';
-import { WorkerPool } from '../framework/workers/pool.js';
-import { serveForPrimary } from '../framework/workers/worker.js';
+import type { WorkerPool } from '../framework/workers/pool.js';
 import { createServer, DEFAULT_EVICT_STALLED_AFTER_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_PROXY_TIMEOUT_MS, type ConnectionHandOff, type LabServer, type ServerProgress } from '../framework/server.js';
 import { DEFAULT_MAX_SEND_QUEUE_BYTES } from '../framework/send-queue.js';
 import { probeSocket, type ProbedSocket } from '../framework/socket-probe.js';
@@ -285,7 +284,7 @@ async function serveUntilStopped(services: Service[], args: CommonArguments & { 
   // --metrics and --dashboard listen before any service: a port in use stops the start with nothing bound.
   const observers = await observeServices(logger, sink, args, services.length > 1);
   const { events } = observers;
-  const workers = args.workers === undefined ? undefined : workerPool(args.workers, events, logger);
+  const workers = args.workers === undefined ? undefined : await workerPool(args.workers, events, logger);
   const ownPorts = new Set<number>();
   const connections: Promise<void>[] = [];
   try {
@@ -465,9 +464,11 @@ function tcpServer(service: Service, args: CommonArguments, events: EventStream,
 /**
  * --workers: N processes running this same program, which serve the connections this one accepts
  * (framework/workers/). They start once the services listen; until one is ready, admitted
- * connections wait. Their comings and goings are this process's to log.
+ * connections wait. Their comings and goings are this process's to log. The module loads only
+ * then: a server without workers starts no slower for their existence.
  */
-function workerPool(count: number, events: EventStream, logger: Logger): WorkerPool {
+async function workerPool(count: number, events: EventStream, logger: Logger): Promise<WorkerPool> {
+  const { WorkerPool } = await import('../framework/workers/pool.js');
   const pool = new WorkerPool(count, { module: process.argv[1]!, args: process.argv.slice(2), execArgv: process.execArgv }, events);
   pool.on('worker-started', ({ worker, pid }) => logger.info({ event: 'worker-started', worker, workerPid: pid }, `worker started (pid ${pid})`));
   pool.on('worker-exited', ({ worker, pid, code, signal, lost, restartInMs }) => {
@@ -489,6 +490,7 @@ async function serveAsWorker(services: Service[], args: CommonArguments): Promis
   raiseMallocThresholds();
   const events = new EventStream();
   const servers = new Map(services.map((service) => [service.protocol.name, tcpServer(service, args, events)]));
+  const { serveForPrimary } = await import('../framework/workers/worker.js');
   await serveForPrimary(servers, events);
 }
 
