@@ -119,13 +119,13 @@ export interface ServerOptions extends ServiceOptions {
  */
 export interface ConnectionHandOff {
   /** Takes the socket (this process keeps no copy) and says which worker serves it (undefined: the first to be ready). */
-  hand(socket: net.Socket, connection: HandedConnection): number | undefined;
+  hand(socket: net.Socket, connection: AdmittedConnection): number | undefined;
   /**
    * --proxy-protocol: the header is read by a worker, since a socket this process had read from
    * could not move without losing what follows the header. `admit` decides here, with the client's
    * address from it: the connection to serve, or undefined (refused: the worker resets it).
    */
-  handForHeader(socket: net.Socket, awaiting: AwaitingHeader, admit: (outcome: HeaderOutcome, worker: number) => HandedConnection | undefined): void;
+  handForHeader(socket: net.Socket, awaiting: AwaitingHeader, admit: (outcome: HeaderOutcome, worker?: number) => AdmittedConnection | undefined): void;
   /** The service is full: asks every worker to evict its connection stalled longest, if stalled long enough. */
   makeRoom(protocol: string): void;
   /** Stops every worker: each drains for `deadlineMs`; resolves with the connections each service closed by force. */
@@ -141,8 +141,8 @@ export interface AwaitingHeader {
   timeoutMs: number;
 }
 
-/** An admitted connection, as a worker needs it to serve it as its own. */
-export interface HandedConnection extends ConnectionIdentity {
+/** An admitted connection: its number, its socket pair, and what a worker needs to serve it as its own. */
+export interface AdmittedConnection extends ConnectionIdentity {
   protocol: string;
   proxy?: ProxyHop;
 }
@@ -280,7 +280,7 @@ export class LabServer {
    * lifecycle as one accepted here, under the number the primary gave it. Its `accepted` event was
    * the primary's.
    */
-  serveHandedOver(socket: net.Socket, { conn: id, local, remote, proxy }: HandedConnection): void {
+  serveFromPrimary(socket: net.Socket, { conn: id, local, remote, proxy }: AdmittedConnection): void {
     // The primary accepted it paused (pauseOnConnect) and never read from it; Node wraps a received
     // descriptor with Node's defaults, so it gets ours back: a client's FIN closes only its direction.
     socket.allowHalfOpen = true;
@@ -393,7 +393,7 @@ export class LabServer {
    * A proxy's header has been read (here, or by a worker): the client it names is admitted or
    * refused like a direct one. A header that never became whole, or is not one, is refused.
    */
-  private admitProxied(local: Endpoint, remote: Endpoint, outcome: HeaderOutcome, worker?: number): HandedConnection | undefined {
+  private admitProxied(local: Endpoint, remote: Endpoint, outcome: HeaderOutcome, worker?: number): AdmittedConnection | undefined {
     this.awaitingHeader -= 1;
     if ('problem' in outcome) {
       this.refused(local, remote, outcome.incomplete ? 'proxy-incomplete' : 'proxy-malformed', { problem: outcome.problem });
@@ -401,26 +401,28 @@ export class LabServer {
     }
     const { header } = outcome;
     // LOCAL and UNKNOWN: the proxy's own connection (a health check), served as a direct one.
-    if (header.client === undefined) return this.admit(local, remote, undefined, worker);
-    const proxy: ProxyHop = { version: header.version, local, remote, headerBytes: header.length };
-    return this.admit(header.client.local, header.client.remote, proxy, worker);
+    const proxy: ProxyHop | undefined = header.client && { version: header.version, local, remote, headerBytes: header.length };
+    const admitted = header.client === undefined ? this.admit(local, remote) : this.admit(header.client.local, header.client.remote, proxy);
+    // --workers: the worker that read the header serves it.
+    if (admitted !== undefined && this.options.handOff !== undefined) this.acceptedBy(admitted, worker);
+    return admitted;
   }
 
   /** A direct connection: admitted, then served here or handed to a worker; or refused. */
   private accept(socket: net.Socket, local: Endpoint, remote: Endpoint): void {
-    const { handOff } = this.options;
-    const admitted = this.admit(local, remote, undefined, undefined, handOff && ((handed) => handOff.hand(socket, handed)));
+    const admitted = this.admit(local, remote);
     if (admitted === undefined) return resetNow(socket);
-    if (handOff === undefined) this.serveAdmitted(socket, admitted);
+    const { handOff } = this.options;
+    if (handOff === undefined) return this.serveAdmitted(socket, admitted);
+    this.acceptedBy(admitted, handOff.hand(socket, admitted));
   }
 
   /**
    * Admission: the limits, for the client at `remote`. Refused, it is said (`refused`) and
-   * undefined returned; admitted, it gets its number and is counted, and `accepted` says so.
-   * With --workers, `handTo` passes it on and says to which worker (a worker that read a
-   * proxy's header passes its own number as `worker`).
+   * undefined returned; admitted, it gets its number and its place in the per-source count (and,
+   * with --workers, in the count of connections handed to workers).
    */
-  private admit(local: Endpoint, remote: Endpoint, proxy?: ProxyHop, worker?: number, handTo?: (handed: HandedConnection) => number | undefined): HandedConnection | undefined {
+  private admit(local: Endpoint, remote: Endpoint, proxy?: ProxyHop): AdmittedConnection | undefined {
     const source = unmapIPv4(remote.address);
     const refusal = this.admission(source);
     if (refusal !== undefined) {
@@ -428,17 +430,21 @@ export class LabServer {
       return undefined;
     }
     countSource(this.perSource, source, +1);
-    const handed: HandedConnection = { protocol: this.protocol.name, conn: this.events.stream.nextConnectionId(), local, remote, ...(proxy && { proxy }) };
-    if (this.options.handOff === undefined) return handed; // counted as a Connection, by adopt()
-    this.handedOff.set(handed.conn, source);
-    this.totals.connections += 1;
-    const servedBy = handTo?.(handed) ?? worker;
-    this.events.emitAbout(handed, 'accepted', { ...(proxy && { proxy }), ...(servedBy !== undefined && { worker: servedBy }) });
-    return handed;
+    const admitted: AdmittedConnection = { protocol: this.protocol.name, conn: this.events.stream.nextConnectionId(), local, remote, ...(proxy && { proxy }) };
+    if (this.options.handOff !== undefined) {
+      this.handedOff.set(admitted.conn, source);
+      this.totals.connections += 1;
+    }
+    return admitted;
+  }
+
+  /** --workers: an admitted connection went to this worker (undefined: whichever is ready first). */
+  private acceptedBy({ proxy, ...identity }: AdmittedConnection, worker: number | undefined): void {
+    this.events.emitAbout(identity, 'accepted', { ...(proxy && { proxy }), ...(worker !== undefined && { worker }) });
   }
 
   /** An admitted connection that this process serves: now, or in --iterative mode when its turn comes. */
-  private serveAdmitted(socket: net.Socket, { conn: id, local, remote, proxy }: HandedConnection): void {
+  private serveAdmitted(socket: net.Socket, { conn: id, local, remote, proxy }: AdmittedConnection): void {
     const conn = this.adopt(id, socket, local, remote, proxy);
     conn.emit('accepted', proxy === undefined ? {} : { proxy });
     if (this.options.iterative && this.serving !== undefined) {

@@ -16,13 +16,13 @@
  */
 import type { EventType, ServerEvent } from '../events.js';
 import type { HeaderOutcome } from '../proxy-protocol.js';
-import type { AwaitingHeader, HandedConnection } from '../server.js';
+import type { AwaitingHeader, AdmittedConnection } from '../server.js';
 
 export type ToWorker =
   | { kind: 'start'; forward: EventType[] }
-  | ({ kind: 'connection' } & HandedConnection)
+  | ({ kind: 'connection' } & AdmittedConnection)
   | ({ kind: 'read-header'; ticket: number } & AwaitingHeader)
-  | { kind: 'verdict'; ticket: number; admitted?: HandedConnection }
+  | { kind: 'verdict'; ticket: number; admitted?: AdmittedConnection }
   | { kind: 'make-room'; protocol: string }
   | { kind: 'stop'; deadlineMs: number };
 

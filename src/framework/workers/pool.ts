@@ -24,7 +24,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { EVENT_TYPES, type EventStream } from '../events.js';
 import type { HeaderOutcome } from '../proxy-protocol.js';
-import type { AwaitingHeader, ConnectionHandOff, HandedConnection } from '../server.js';
+import type { AwaitingHeader, ConnectionHandOff, AdmittedConnection } from '../server.js';
 import { WORKER_ENV, type ToPrimary, type ToWorker } from './messages.js';
 
 /** A worker that dies sooner than this after starting is restarted after a growing pause (a crash loop must not become a fork loop). */
@@ -49,7 +49,7 @@ export interface WorkerPoolEvents {
 }
 
 /** Decides on a connection once a worker has read its PROXY header: the connection to serve, or undefined (refused). */
-type Admit = (outcome: HeaderOutcome, worker: number) => HandedConnection | undefined;
+type Admit = (outcome: HeaderOutcome, worker?: number) => AdmittedConnection | undefined;
 
 /** A connection that came while no worker was running: given to the next one that starts, or abandoned at shutdown. */
 interface Unassigned {
@@ -64,7 +64,7 @@ interface Worker {
   readonly startedAt: number;
   ready: boolean;
   /** The connections handed to it and not yet closed, and when they were accepted. */
-  readonly connections: Map<number, { handed: HandedConnection; acceptedAt: number }>;
+  readonly connections: Map<number, { handed: AdmittedConnection; acceptedAt: number }>;
   /** Connections given to it before it was ready: sent once it is. */
   readonly waiting: { socket: net.Socket; message: ToWorker }[];
   /** --proxy-protocol: connections whose header it is reading, by ticket, and who decides on them. */
@@ -97,7 +97,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
     for (let number = 1; number <= this.size; number++) this.startWorker(number);
   }
 
-  hand(socket: net.Socket, handed: HandedConnection): number | undefined {
+  hand(socket: net.Socket, handed: AdmittedConnection): number | undefined {
     return this.toWorker({
       socket,
       give: (worker) => this.assign(worker, socket, handed),
@@ -113,7 +113,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
         worker.tickets.set(ticket, admit);
         this.deliver(worker, socket, { kind: 'read-header', ticket, ...awaiting });
       },
-      abandon: () => void admit({ problem: 'the server stopped before its header was read', incomplete: true }, 0),
+      abandon: () => void admit({ problem: 'the server stopped before its header was read', incomplete: true }),
     });
   }
 
@@ -148,7 +148,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
   }
 
   /** The connection is this worker's from now on. */
-  private assign(worker: Worker, socket: net.Socket, handed: HandedConnection): void {
+  private assign(worker: Worker, socket: net.Socket, handed: AdmittedConnection): void {
     worker.connections.set(handed.conn, { handed, acceptedAt: this.stream.clock.monotonicMs() });
     this.deliver(worker, socket, { kind: 'connection', ...handed });
   }
@@ -244,7 +244,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Connec
    * with the process: a FIN, or an RST if data was left unread), or no worker ever came to take it
    * before the shutdown. Said here, so that its place is freed and every observer sees it end.
    */
-  private reportClosed(handed: HandedConnection, reason: 'worker-exited' | 'shutdown', acceptedAt: number, worker?: number): void {
+  private reportClosed(handed: AdmittedConnection, reason: 'worker-exited' | 'shutdown', acceptedAt: number, worker?: number): void {
     const { protocol, conn, local, remote, proxy } = handed;
     const at = this.stream.clock.monotonicMs();
     const durationMs = Math.round(at - acceptedAt);

@@ -12,7 +12,7 @@
 import type net from 'node:net';
 import type { EventStream, EventType, ServerEvent } from '../events.js';
 import { readProxyHeader, type HeaderOutcome } from '../proxy-protocol.js';
-import { resetNow, type HandedConnection, type LabServer } from '../server.js';
+import { resetNow, type AdmittedConnection, type LabServer } from '../server.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
 /** Signals whose default action (or Node's: SIGUSR1 opens the inspector) a worker must not take. */
@@ -46,22 +46,26 @@ export function serveForPrimary(servers: ReadonlyMap<string, LabServer>, stream:
    * decides. A socket whose header is no header is reset at once (the primary says why).
    */
   const awaitingVerdict = new Map<number, net.Socket>();
+  // Once stopping, no connection starts here: a verdict that comes late resets it.
+  let stopping = false;
   const readHeader = async ({ ticket, versions, timeoutMs }: Extract<ToWorker, { kind: 'read-header' }>, socket: net.Socket | undefined): Promise<void> => {
-    // As serveHandedOver() does, before anything is read: a proxy's FIN closes only its direction.
+    // As serveFromPrimary() does, before anything is read: a proxy's FIN closes only its direction.
     if (socket !== undefined) socket.allowHalfOpen = true;
     const outcome: HeaderOutcome = socket === undefined ? { problem: 'the peer closed before its header was complete', incomplete: true } : await readProxyHeader(socket, versions, timeoutMs);
     if (socket !== undefined) {
-      if ('problem' in outcome) resetNow(socket);
+      if ('problem' in outcome || stopping) resetNow(socket);
       else awaitingVerdict.set(ticket, socket);
     }
     send({ kind: 'header', ticket, outcome });
   };
 
   return new Promise((resolve) => {
-    let stopping = false;
     const stop = async (deadlineMs: number): Promise<void> => {
       if (stopping) return;
       stopping = true;
+      // A verdict may never come now: a header read but not yet judged ends here.
+      for (const socket of awaitingVerdict.values()) resetNow(socket);
+      awaitingVerdict.clear();
       const forced: Record<string, number> = {};
       await Promise.all([...servers].map(async ([protocol, server]) => (forced[protocol] = (await server.close(deadlineMs)).forced)));
       flush();
@@ -76,15 +80,15 @@ export function serveForPrimary(servers: ReadonlyMap<string, LabServer>, stream:
           send({ kind: 'ready' });
           return;
         case 'connection':
-          return serveConnection(servers, stream, message, socket);
+          return takeConnection(servers, stream, message, socket);
         case 'read-header':
           return void readHeader(message, socket);
         case 'verdict': {
           const waiting = awaitingVerdict.get(message.ticket);
           awaitingVerdict.delete(message.ticket);
           if (waiting === undefined) return;
-          if (message.admitted === undefined) return resetNow(waiting);
-          return serveConnection(servers, stream, message.admitted, waiting);
+          if (message.admitted === undefined || stopping) return resetNow(waiting);
+          return takeConnection(servers, stream, message.admitted, waiting);
         }
         case 'make-room':
           servers.get(message.protocol)?.makeRoom();
@@ -98,8 +102,9 @@ export function serveForPrimary(servers: ReadonlyMap<string, LabServer>, stream:
   });
 }
 
-function serveConnection(servers: ReadonlyMap<string, LabServer>, stream: EventStream, handed: HandedConnection, socket: net.Socket | undefined): void {
-  const { protocol, conn, local, remote } = handed;
+/** A connection the primary admitted: served by its protocol's server, or, if its socket is gone, reported closed. */
+function takeConnection(servers: ReadonlyMap<string, LabServer>, stream: EventStream, admitted: AdmittedConnection, socket: net.Socket | undefined): void {
+  const { protocol, conn, local, remote } = admitted;
   const server = servers.get(protocol);
   // Node's documentation warns that the socket may be gone (the client closed) by the time it arrives.
   if (server === undefined || socket === undefined) {
@@ -107,5 +112,5 @@ function serveConnection(servers: ReadonlyMap<string, LabServer>, stream: EventS
     stream.forService(protocol, 'tcp').emitAbout({ conn, local, remote }, 'closed', { closedBy: 'client', how: 'rst', bytesIn: 0, bytesOut: 0, durationMs: 0 });
     return;
   }
-  server.serveHandedOver(socket, handed);
+  server.serveFromPrimary(socket, admitted);
 }
